@@ -1,0 +1,335 @@
+#include "textflag.h"
+
+// Sizes of the kernel stacks (see stacks.go).
+#define FAULT_STACK 16384
+#define BOOT_STACK 65536
+#define TRAP_STACK 65536
+
+// ADDR32 loads the absolute address of sym into reg from 32-bit code.
+// The Go assembler encodes sym(SB) RIP-relative, which 32-bit mode reads
+// as an absolute disp32 (target minus the next instruction's address), so
+// we fetch our own address with CALL/POP and add it back. Needs a stack;
+// clobbers DX. The LEAL ends 7 bytes after the POP.
+#define ADDR32(sym, reg) BYTE $0xE8; LONG $0; BYTE $0x5A; LEAL sym, reg; ADDL DX, reg; ADDL $7, reg
+
+// _rt0_pvh is the PVH entry point (the linker's -E entry; mkimage writes
+// its address into the Xen PHYS32_ENTRY note). The CPU is in 32-bit
+// protected mode with paging off, flat segments and interrupts off; EBX
+// holds the physical address of struct hvm_start_info. Every instruction
+// up to the far return below must mean the same in 32-bit mode as the Go
+// assembler meant in 64-bit mode: no REX prefixes, no RIP-relative
+// operands (see boot_test.go, which decodes these bytes in 32-bit mode).
+TEXT _rt0_pvh(SB),NOSPLIT|NOFRAME,$0
+	CLI
+	MOVL	$0x7000, SP		// scratch stack in conventional memory for ADDR32
+	MOVL	BX, SI			// keep start_info: the 64-bit code reads SI
+	CLD
+
+	// Identity-map the first 4 GiB with 2 MiB pages: PML4, PDPT and four
+	// page directories, 4096-aligned inside bootPageTables.
+	ADDR32(·bootPageTables(SB), BP)
+	ADDL	$4095, BP
+	ANDL	$0xfffff000, BP
+	MOVL	BP, DI
+	XORL	AX, AX
+	MOVL	$(6*1024), CX
+	REP; STOSL
+	LEAL	4099(BP), AX		// PML4[0] = PDPT | present | write
+	MOVL	AX, (BP)
+	LEAL	8195(BP), AX		// PDPT[i] = PD_i | present | write
+	MOVL	AX, 4096(BP)
+	ADDL	$4096, AX
+	MOVL	AX, 4104(BP)
+	ADDL	$4096, AX
+	MOVL	AX, 4112(BP)
+	ADDL	$4096, AX
+	MOVL	AX, 4120(BP)
+	LEAL	8192(BP), DI
+	MOVL	$0x83, AX		// present | write | 2 MiB page
+	MOVL	$2048, CX
+pdloop:
+	MOVL	AX, (DI)
+	ADDL	$0x200000, AX
+	ADDL	$8, DI
+	DECL	CX
+	JNE	pdloop
+
+	MOVQ	CR4, AX			// CR4.PAE
+	ORL	$0x20, AX
+	MOVQ	AX, CR4
+	MOVQ	BP, CR3
+	MOVL	$0xc0000080, CX		// EFER.LME
+	RDMSR
+	ORL	$0x100, AX
+	WRMSR
+	MOVQ	CR0, AX			// CR0.PG | CR0.WP | CR0.PE
+	ORL	$0x80010001, AX
+	MOVQ	AX, CR0
+
+	// Load the GDT: gdtr.base = &gdt, then LGDT (EAX).
+	ADDR32(·gdt(SB), BX)
+	ADDR32(·gdtr(SB), AX)
+	MOVL	BX, 2(AX)
+	BYTE	$0x0F; BYTE $0x01; BYTE $0x10	// LGDT (EAX)
+
+	// Far return into 64-bit code: push CS then EIP.
+	ADDR32(·entry64(SB), AX)
+	PUSHQ	$0x08
+	PUSHQ	AX
+	BYTE	$0xCB			// RETF
+	POPQ	AX			// never reached; balances the pushes for the assembler
+	POPQ	AX
+	RET
+
+// entry64 runs in 64-bit mode on the identity map: segments, FPU/SSE and
+// XSAVE state, the boot stack and the kernel's TLS, then kmain in Go.
+TEXT ·entry64(SB),NOSPLIT|NOFRAME,$0
+	MOVL	$0x10, AX
+	BYTE	$0x8E; BYTE $0xD8	// MOVW AX, DS
+	BYTE	$0x8E; BYTE $0xC0	// MOVW AX, ES
+	BYTE	$0x8E; BYTE $0xD0	// MOVW AX, SS
+	BYTE	$0x8E; BYTE $0xE0	// MOVW AX, FS
+	BYTE	$0x8E; BYTE $0xE8	// MOVW AX, GS
+	MOVQ	SI, ·startInfoPhys(SB)
+
+	// Boot stack: the middle part of kernelStacks.
+	LEAQ	·kernelStacks(SB), SP
+	ADDQ	$(FAULT_STACK+BOOT_STACK), SP
+
+	// FPU and SSE: CR0.MP on, CR0.EM and CR0.TS off; CR4.OSFXSR and
+	// CR4.OSXMMEXCPT on. Go code uses SSE everywhere.
+	MOVQ	CR0, AX
+	ANDQ	$~0xc, AX
+	ORQ	$0x22, AX		// MP | NE
+	MOVQ	AX, CR0
+	MOVQ	CR4, AX
+	ORQ	$0x600, AX
+	MOVQ	AX, CR4
+	BYTE	$0xDB; BYTE $0xE3	// FNINIT
+
+	// XSAVE with x87|SSE, and AVX when the CPU has it (CPUID.1:ECX bits 26
+	// and 28); XCR0 enables the state components.
+	MOVL	$1, AX
+	XORL	CX, CX
+	CPUID
+	BTL	$26, CX
+	JCC	noxsave
+	MOVL	CX, BX
+	MOVQ	CR4, AX
+	ORQ	$0x40000, AX		// CR4.OSXSAVE
+	MOVQ	AX, CR4
+	MOVL	$3, AX
+	BTL	$28, BX
+	JCC	xcr
+	ORL	$4, AX
+xcr:
+	MOVL	AX, ·xcr0(SB)
+	XORL	DX, DX
+	XORL	CX, CX
+	XSETBV
+noxsave:
+	// Kernel Go code finds its g at -8(FS): point FS at kernelTLS+8,
+	// whose first word holds &kernelG (set up by kernelTLS's DATA).
+	LEAQ	·kernelG(SB), AX
+	MOVQ	AX, ·kernelTLS(SB)
+	LEAQ	·kernelTLS(SB), AX
+	ADDQ	$8, AX
+	MOVQ	AX, ·kernelFS(SB)
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	MOVL	$0xc0000100, CX
+	WRMSR
+	CALL	·kmain(SB)
+	// kmain never returns.
+	HLT
+	JMP	-1(PC)
+
+// syscallEntry is the SYSCALL target (MSR_LSTAR). The caller runs in ring
+// 0 too, so SYSCALL switched nothing but RIP (saved in RCX), RFLAGS (R11)
+// and IF (cleared through MSR_FMASK): switch to the trap stack at once
+// (goroutine stacks have little headroom) and build the same frame an
+// interrupt would, with vector 256.
+TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	SP, ·syscallSP(SB)
+	MOVQ	·trapStackTop(SB), SP
+	PUSHQ	$0x10			// SS
+	PUSHQ	·syscallSP(SB)		// RSP
+	PUSHQ	R11			// RFLAGS
+	PUSHQ	$0x08			// CS
+	PUSHQ	CX			// RIP
+	PUSHQ	$0			// error code
+	PUSHQ	$256			// vector
+	JMP	·trapCommon(SB)
+
+// trapCommon saves the interrupted context as a Frame (frame.go) on the
+// current stack, saves its extended state into the running thread's XSAVE
+// area, switches FS to the kernel's TLS and calls trap. trap may replace
+// the frame and the current thread (a context switch); the exit path then
+// restores whatever the frame and curXsave/curFS say.
+TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	AX
+	PUSHQ	BX
+	PUSHQ	CX
+	PUSHQ	DX
+	PUSHQ	SI
+	PUSHQ	DI
+	PUSHQ	BP
+	PUSHQ	R8
+	PUSHQ	R9
+	PUSHQ	R10
+	PUSHQ	R11
+	PUSHQ	R12
+	PUSHQ	R13
+	PUSHQ	R14
+	PUSHQ	R15
+	INCQ	·trapDepth(SB)
+	MOVQ	·curXsave(SB), DI
+	MOVL	$0xffffffff, AX
+	MOVL	$0xffffffff, DX
+	CMPL	·xcr0(SB), $0
+	JEQ	fxsave
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27	// XSAVE64 (DI)
+	JMP	saved
+fxsave:
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x07	// FXSAVE64 (DI)
+saved:
+	MOVQ	·kernelFS(SB), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	MOVL	$0xc0000100, CX
+	WRMSR
+	MOVQ	SP, BX
+	SUBQ	$16, SP
+	MOVQ	BX, 0(SP)
+	CALL	·trap(SB)
+	ADDQ	$16, SP
+	JMP	·trapExit(SB)
+
+// trapExit restores the context in the frame at SP and the current
+// thread's FS base and extended state, then returns with IRETQ (SYSRET
+// would drop to ring 3).
+TEXT ·trapExit(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	·curFS(SB), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	MOVL	$0xc0000100, CX
+	WRMSR
+	MOVQ	·curXsave(SB), DI
+	MOVL	$0xffffffff, AX
+	MOVL	$0xffffffff, DX
+	CMPL	·xcr0(SB), $0
+	JEQ	fxrstor
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x2F	// XRSTOR64 (DI)
+	JMP	restored
+fxrstor:
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x0F	// FXRSTOR64 (DI)
+restored:
+	DECQ	·trapDepth(SB)
+	POPQ	R15
+	POPQ	R14
+	POPQ	R13
+	POPQ	R12
+	POPQ	R11
+	POPQ	R10
+	POPQ	R9
+	POPQ	R8
+	POPQ	BP
+	POPQ	DI
+	POPQ	SI
+	POPQ	DX
+	POPQ	CX
+	POPQ	BX
+	POPQ	AX
+	ADDQ	$16, SP			// vector and error code
+	IRETQ
+
+// enterFrame leaves kmain for good: it runs the context in the frame at f
+// (the first thread) through the common exit path.
+TEXT ·enterFrame(SB),NOSPLIT|NOFRAME,$0-8
+	MOVQ	f+0(FP), SP
+	INCQ	·trapDepth(SB)
+	JMP	·trapExit(SB)
+
+// idleLoop is where the idle thread runs: halt with interrupts on until
+// the next one. Its context is saved and restored like any thread's.
+TEXT ·idleLoop(SB),NOSPLIT|NOFRAME,$0
+again:
+	STI
+	HLT
+	JMP	again
+
+// loadGDT loads the GDT register from the 10-byte pseudo-descriptor at p
+// and reloads CS (far return) and the data segments.
+TEXT ·loadGDT(SB),NOSPLIT,$0-8
+	MOVQ	p+0(FP), AX
+	BYTE	$0x0F; BYTE $0x01; BYTE $0x10	// LGDT (AX)
+	RET
+
+// loadIDT loads the IDT register from the pseudo-descriptor at p.
+TEXT ·loadIDT(SB),NOSPLIT,$0-8
+	MOVQ	p+0(FP), AX
+	BYTE	$0x0F; BYTE $0x01; BYTE $0x18	// LIDT (AX)
+	RET
+
+// loadTR loads the task register with selector sel.
+TEXT ·loadTR(SB),NOSPLIT,$0-2
+	MOVW	sel+0(FP), AX
+	BYTE	$0x0F; BYTE $0x00; BYTE $0xD8	// LTR AX
+	RET
+
+// xsaveArea saves the current extended state into the area at p (used to
+// seed the first thread's area).
+TEXT ·xsaveInto(SB),NOSPLIT,$0-8
+	MOVQ	p+0(FP), DI
+	MOVL	$0xffffffff, AX
+	MOVL	$0xffffffff, DX
+	CMPL	·xcr0(SB), $0
+	JEQ	fx
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27	// XSAVE64 (DI)
+	RET
+fx:
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x07	// FXSAVE64 (DI)
+	RET
+
+// rt0Linux returns the address of the Go runtime's own Linux entry point.
+TEXT ·rt0Linux(SB),NOSPLIT,$0-8
+	LEAQ	_rt0_amd64_linux(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// funcAddr returns the address of syscallEntry, idleLoop and the vector
+// stubs (see vectors_amd64.s) for the IDT and MSRs.
+TEXT ·syscallEntryAddr(SB),NOSPLIT,$0-8
+	LEAQ	·syscallEntry(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·idleLoopAddr(SB),NOSPLIT,$0-8
+	LEAQ	·idleLoop(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+
+TEXT ·imageEnd(SB),NOSPLIT,$0-8
+	LEAQ	runtime·end(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·imageStart(SB),NOSPLIT,$0-8
+	LEAQ	runtime·text(SB), AX
+	ANDQ	$~0xfff, AX
+	SUBQ	$0x1000, AX		// the ELF header page precedes .text
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// crashTrampoline is what a crashing thread runs (crash.go): the kernel
+// pushed the faulting RIP as a return address. It calls reportCrash,
+// which never returns.
+TEXT ·crashTrampoline(SB),NOSPLIT|NOFRAME,$0
+	CALL	·reportCrash(SB)
+	HLT
+
+TEXT ·crashTrampolineAddr(SB),NOSPLIT,$0-8
+	LEAQ	·crashTrampoline(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

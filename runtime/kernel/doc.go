@@ -1,0 +1,39 @@
+// Package kernel is the bare-metal runtime's kernel: it boots a Go
+// program built for GOOS=linux GOARCH=amd64 under QEMU's PVH entry and
+// plays the part of Linux under it, so that the unmodified Go runtime
+// (goroutines, the garbage collector, timers, the network poller) runs in
+// ring 0 on the bare machine. A program links it in with a blank import:
+//
+//	import _ "github.com/govirtio/govirtio/runtime/kernel"
+//
+// and becomes a bootable image with the Makefile's image rule (go build
+// with -ldflags "-E _rt0_pvh", then cmd/mkimage adds the PVH note).
+//
+// # Boot
+//
+// _rt0_pvh (boot_amd64.s) starts in 32-bit protected mode, identity-maps
+// the first 4 GiB, enters long mode, enables SSE/XSAVE/AVX and calls kmain
+// on a boot stack. kmain reads the PVH start_info (memory map, command
+// line), builds the real page tables, the GDT/TSS/IDT, the SYSCALL entry,
+// the LAPIC and its timer, then starts the Go runtime's own
+// _rt0_amd64_linux as the first thread, with a Linux initial stack (argc,
+// argv from the command line, envp, auxv).
+//
+// # Traps
+//
+// Every entry (SYSCALL, exception, interrupt) builds a Frame on a kernel
+// stack, saves the extended FPU state, switches FS to the kernel's TLS
+// (whose g is a fake, pointer-free g covering the kernel stacks) and calls
+// trap. The kernel runs to completion with interrupts off; it never blocks
+// on its own stack: a blocking system call parks the thread and trap
+// returns into another thread (or the idle thread). Kernel Go code must
+// not allocate or store Go pointers into memory (no write barriers): its
+// state is fixed arrays of pointer-free structs.
+//
+// # System calls
+//
+// See syscall.go for the table: the Linux system calls Go 1.26 makes,
+// with real semantics (demand-paged mmap, futex, clone threads with
+// preemptive scheduling, epoll and eventfd, signals with Linux frames).
+// Unknown calls return -ENOSYS and are named once on the console.
+package kernel

@@ -1,0 +1,350 @@
+package kernel
+
+// File descriptors: the console (0, 1, 2), epoll instances, eventfds and
+// interrupt files (/dev/irq/N, the way a goroutine waits for a device
+// interrupt through the Go network poller without holding a thread).
+const (
+	maxFiles     = 64
+	maxEpollRegs = 32
+)
+
+// File kinds.
+const (
+	fileNone = iota
+	fileConsole
+	fileEpoll
+	fileEventfd
+	fileIRQ
+)
+
+// epoll event bits (include/uapi/linux/eventpoll.h).
+const (
+	epollIn      = 0x001
+	epollOut     = 0x004
+	epollErr     = 0x008
+	epollHup     = 0x010
+	epollRdHup   = 0x2000
+	epollET      = 1 << 31
+	epollCtlAdd  = 1
+	epollCtlDel  = 2
+	epollCtlMod  = 3
+	epollEvtSize = 12 // struct epoll_event is packed on x86-64
+	efdNonblock  = 0x800
+	efdSemaphore = 1
+)
+
+// epollReg is one fd watched by an epoll instance.
+type epollReg struct {
+	used    bool
+	pending bool   // edge-triggered: became ready since last reported
+	fd      int32  // watched fd
+	events  uint32 // requested events, EPOLLET included
+	data    uint64 // returned with each event
+}
+
+// file is an open file description.
+type file struct {
+	kind     uint8
+	nonblock bool
+	vector   uint8                  // fileIRQ: the interrupt vector
+	counter  uint64                 // eventfd counter; interrupts not yet read
+	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
+}
+
+var files [maxFiles]file
+
+func initFiles() {
+	for fd := 0; fd < 3; fd++ {
+		files[fd] = file{kind: fileConsole}
+	}
+}
+
+func fileFor(fd int64) *file {
+	if fd < 0 || fd >= maxFiles || files[fd].kind == fileNone {
+		return nil
+	}
+	return &files[fd]
+}
+
+func allocFD(kind uint8) int64 {
+	for fd := 3; fd < maxFiles; fd++ {
+		if files[fd].kind == fileNone {
+			files[fd] = file{kind: kind}
+			return int64(fd)
+		}
+	}
+	return -eMFILE
+}
+
+func closeFD(fd int64) int64 {
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	if fd < 3 {
+		return 0 // the console stays
+	}
+	*f = file{}
+	// Drop it from every interest list, as Linux does on last close.
+	for i := range files {
+		if files[i].kind == fileEpoll {
+			for j := range files[i].regs {
+				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
+					*r = epollReg{}
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// readiness is what fd could report now.
+func readiness(fd int32) uint32 {
+	f := fileFor(int64(fd))
+	if f == nil {
+		return epollHup | epollErr
+	}
+	switch f.kind {
+	case fileConsole:
+		return epollOut
+	case fileEventfd:
+		if f.counter > 0 {
+			return epollIn | epollOut
+		}
+		return epollOut
+	case fileIRQ:
+		if f.counter > 0 {
+			return epollIn
+		}
+	}
+	return 0
+}
+
+func epollCreate() int64 { return allocFD(fileEpoll) }
+
+func epollCtl(epfd int64, op uint64, fd int64, event uint64) int64 {
+	ep := fileFor(epfd)
+	if ep == nil || ep.kind != fileEpoll || fileFor(fd) == nil || fd == epfd {
+		return -eBADF
+	}
+	var events uint32
+	var data uint64
+	if op != epollCtlDel {
+		if !userRange(event, epollEvtSize, false) {
+			return -eFAULT
+		}
+		b := userBytes(event, epollEvtSize)
+		events, data = le.Uint32(b), le.Uint64(b[4:])
+	}
+	var found *epollReg
+	var free *epollReg
+	for i := range ep.regs {
+		r := &ep.regs[i]
+		if r.used && int64(r.fd) == fd {
+			found = r
+		} else if !r.used && free == nil {
+			free = r
+		}
+	}
+	switch op {
+	case epollCtlAdd:
+		if found != nil {
+			return -eEXIST
+		}
+		if free == nil {
+			return -eNOMEM
+		}
+		*free = epollReg{used: true, pending: true, fd: int32(fd), events: events, data: data}
+	case epollCtlMod:
+		if found == nil {
+			return -eNOENT
+		}
+		found.events, found.data, found.pending = events, data, true
+	case epollCtlDel:
+		if found == nil {
+			return -eNOENT
+		}
+		*found = epollReg{}
+	default:
+		return -eINVAL
+	}
+	wakeEpollWaiters()
+	return 0
+}
+
+// collect writes up to max ready events of ep to the user buffer at buf.
+func collect(ep *file, buf uint64, max int64) int64 {
+	n := int64(0)
+	for i := range ep.regs {
+		if n >= max {
+			break
+		}
+		r := &ep.regs[i]
+		if !r.used {
+			continue
+		}
+		ev := readiness(r.fd) & (r.events | epollErr | epollHup)
+		if ev == 0 || (r.events&epollET != 0 && !r.pending) {
+			continue
+		}
+		r.pending = false
+		b := userBytes(buf+uint64(n)*epollEvtSize, epollEvtSize)
+		le.PutUint32(b, ev)
+		le.PutUint64(b[4:], r.data)
+		n++
+	}
+	return n
+}
+
+func epollWait(epfd int64, buf uint64, max int64, timeoutMS int64) int64 {
+	ep := fileFor(epfd)
+	if ep == nil || ep.kind != fileEpoll {
+		return -eBADF
+	}
+	if max <= 0 || max > 1<<16 {
+		return -eINVAL
+	}
+	if !userRange(buf, uint64(max)*epollEvtSize, true) {
+		return -eFAULT
+	}
+	if n := collect(ep, buf, max); n > 0 || timeoutMS == 0 {
+		return n
+	}
+	var deadline int64
+	if timeoutMS > 0 {
+		deadline = nanotime() + timeoutMS*1e6
+	}
+	t := &threads[current]
+	t.waitFD, t.epEvents, t.epMax = int32(epfd), buf, uint64(max)
+	block(waitEpoll, deadline)
+	return 0
+}
+
+// fdReady records that fd may have become ready and wakes the threads
+// waiting for it, directly (a blocking read) or through epoll.
+func fdReady(fd int64) {
+	for i := range files {
+		if files[i].kind == fileEpoll {
+			for j := range files[i].regs {
+				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
+					r.pending = true
+				}
+			}
+		}
+	}
+	for i := int32(1); i < maxThreads; i++ {
+		t := &threads[i]
+		if t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
+			if f := fileFor(fd); f != nil && f.counter > 0 {
+				wake(i, takeCount(f, t.epEvents))
+			}
+		}
+	}
+	wakeEpollWaiters()
+}
+
+func wakeEpollWaiters() {
+	for i := int32(1); i < maxThreads; i++ {
+		t := &threads[i]
+		if t.state != threadBlocked || t.wait != waitEpoll {
+			continue
+		}
+		ep := fileFor(int64(t.waitFD))
+		if ep == nil || ep.kind != fileEpoll {
+			wake(i, -eBADF)
+			continue
+		}
+		if n := collect(ep, t.epEvents, int64(t.epMax)); n > 0 {
+			wake(i, n)
+		}
+	}
+}
+
+func eventfdCreate(initval, flags uint64) int64 {
+	fd := allocFD(fileEventfd)
+	if fd < 0 {
+		return fd
+	}
+	files[fd].counter = initval & 0xffffffff
+	files[fd].nonblock = flags&efdNonblock != 0
+	return fd
+}
+
+// takeCount hands the counter to a reader's 8-byte buffer and resets it.
+func takeCount(f *file, buf uint64) int64 {
+	le.PutUint64(userBytes(buf, 8), f.counter)
+	f.counter = 0
+	return 8
+}
+
+func eventfdRead(f *file, fd int64, buf, n uint64) int64 {
+	if n < 8 {
+		return -eINVAL
+	}
+	if f.counter > 0 {
+		return takeCount(f, buf)
+	}
+	if f.nonblock {
+		return -eAGAIN
+	}
+	t := &threads[current]
+	t.waitFD, t.epEvents = int32(fd), buf
+	block(waitRead, 0)
+	return 0
+}
+
+func eventfdWrite(f *file, fd int64, buf, n uint64) int64 {
+	if n < 8 {
+		return -eINVAL
+	}
+	v := le.Uint64(userBytes(buf, 8))
+	if v == ^uint64(0) {
+		return -eINVAL
+	}
+	if f.counter+v < f.counter || f.counter+v == ^uint64(0) {
+		return -eAGAIN
+	}
+	f.counter += v
+	fdReady(fd)
+	return 8
+}
+
+// irqRead is eventfdRead for interrupt files: the count of interrupts
+// since the last read.
+func irqRead(f *file, fd int64, buf, n uint64) int64 { return eventfdRead(f, fd, buf, n) }
+
+// openDevice opens /dev/irq/N (N a vector number 32..239).
+func openDevice(name []byte, flags uint64) int64 {
+	const prefix = "/dev/irq/"
+	if len(name) <= len(prefix) || string(name[:len(prefix)]) != prefix {
+		return -eNOENT
+	}
+	v := 0
+	for _, c := range name[len(prefix):] {
+		if c < '0' || c > '9' || v > 255 {
+			return -eNOENT
+		}
+		v = v*10 + int(c-'0')
+	}
+	if v < 0x30 || v >= picBase {
+		return -eNOENT
+	}
+	fd := allocFD(fileIRQ)
+	if fd < 0 {
+		return fd
+	}
+	files[fd].vector = uint8(v)
+	files[fd].nonblock = flags&oNonblock != 0
+	return fd
+}
+
+// deviceInterrupt counts interrupt vector v on its files and wakes their
+// waiters.
+func deviceInterrupt(v uint64) {
+	for fd := range files {
+		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
+			f.counter++
+			fdReady(int64(fd))
+		}
+	}
+}

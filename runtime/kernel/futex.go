@@ -1,0 +1,81 @@
+package kernel
+
+// Futex operations (include/uapi/linux/futex.h).
+const (
+	futexWait        = 0
+	futexWake        = 1
+	futexPrivate     = 128
+	futexClockRT     = 256
+	futexCmdMask     = ^uint64(futexPrivate | futexClockRT)
+	futexWakeAllHint = 1 << 30
+)
+
+// sysFutexOp implements FUTEX_WAIT and FUTEX_WAKE (private or not: there
+// is one process). A waiter blocks until woken, its timeout (a relative
+// timespec) passes, or a signal arrives.
+func sysFutexOp(f *Frame, addr, op, val, timeout uint64) int64 {
+	if addr%4 != 0 {
+		return -eINVAL
+	}
+	switch op & futexCmdMask {
+	case futexWait:
+		if !userRange(addr, 4, false) {
+			return -eFAULT
+		}
+		if le.Uint32(userBytes(addr, 4)) != uint32(val) {
+			return -eAGAIN
+		}
+		var deadline int64
+		if timeout != 0 {
+			d, ok := readTimespec(timeout)
+			if !ok {
+				return -eFAULT
+			}
+			deadline = nanotime() + d
+			if d == 0 {
+				return -eTIMEDOUT
+			}
+		}
+		t := &threads[current]
+		t.waitAddr = addr
+		block(waitFutex, deadline)
+		return 0
+	case futexWake:
+		n := int64(0)
+		for i := int32(1); i < maxThreads && n < int64(int32(val)); i++ {
+			t := &threads[i]
+			if t.state == threadBlocked && t.wait == waitFutex && t.waitAddr == addr {
+				wake(i, 0)
+				n++
+			}
+		}
+		return n
+	}
+	return -eNOSYS
+}
+
+// expireTimeouts wakes the threads whose wait deadline has passed, with
+// the result their call gives on timeout, and returns the nearest
+// deadline still pending (0 if none).
+func expireTimeouts(now int64) int64 {
+	next := int64(0)
+	for i := int32(1); i < maxThreads; i++ {
+		t := &threads[i]
+		if t.state != threadBlocked || t.deadline == 0 {
+			continue
+		}
+		if t.deadline <= now {
+			switch t.wait {
+			case waitFutex:
+				wake(i, -eTIMEDOUT)
+			default:
+				wake(i, 0) // sleep done; epoll wait with no events
+			}
+			continue
+		}
+		if next == 0 || t.deadline < next {
+			next = t.deadline
+		}
+	}
+	return next
+}

@@ -1,0 +1,196 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"github.com/govirtio/govirtio/runtime/cpu"
+)
+
+// maxThreads bounds the threads the Go runtime may create (it makes a
+// handful: the main thread, sysmon, GC workers, threads blocked in system
+// calls). Slot 0 is the idle thread.
+const maxThreads = 64
+
+// xsaveSize is the room for each thread's XSAVE image (x87, SSE and AVX
+// need 832 bytes; CPUID leaf 0xD is checked against this at boot).
+const xsaveSize = 4096
+
+// Thread states.
+const (
+	threadFree = iota
+	threadRunnable
+	threadRunning
+	threadBlocked
+)
+
+// What a blocked thread waits for.
+const (
+	waitNone  = iota
+	waitFutex // waitAddr is the futex word
+	waitSleep // only the deadline
+	waitEpoll // waitFD is the epoll instance
+	waitRead  // waitFD is an interrupt or event fd read in blocking mode
+)
+
+// thread is one Linux thread (one Go M). It holds the saved context while
+// the thread is not running.
+type thread struct {
+	frame    Frame   // saved registers while not running
+	state    uint32  // threadFree...
+	wait     uint32  // waitNone...
+	tid      int32   // Linux thread id (index + 1; idle is 0)
+	waitFD   int32   // fd a waitEpoll/waitRead thread sleeps on
+	fsBase   uint64  // FS base (arch_prctl, CLONE_SETTLS)
+	xsave    uintptr // this thread's 64-byte aligned XSAVE area
+	waitAddr uint64  // futex word for waitFutex
+	deadline int64   // nanotime at which the wait times out; 0 = never
+	// Epoll wait arguments, kept to fill in the events when woken.
+	epEvents, epMax uint64
+
+	sigMask     uint64 // blocked signals (bit n-1 for signal n)
+	sigPending  uint64 // signals sent to this thread and not yet delivered
+	altSP       uint64 // sigaltstack base
+	altSize     uint64 // sigaltstack size
+	altDisabled bool   // SS_DISABLE
+	// inSignal counts signal frames delivered and not yet returned from;
+	// sigFrame/sigXsave keep the context of the outermost for rt_sigreturn.
+	inSignal uint32
+	sigFault SigFault // the synchronous fault being delivered, if any
+
+	runNext int32 // run-queue link
+}
+
+var (
+	threads [maxThreads]thread
+	// xsaveStore backs the XSAVE areas (aligned up to 64 inside).
+	xsaveStore [(maxThreads + 1) * xsaveSize]byte
+	// current is the index of the thread on the CPU.
+	current int32
+	// runq is a FIFO of runnable threads linked through runNext.
+	runqHead, runqTail int32 = -1, -1
+	// nthreads counts threads ever created, for tids.
+	liveThreads int
+	// The current thread's FS base and XSAVE area, read by trapExit.
+	curFS    uint64
+	curXsave uintptr
+)
+
+// initThreads lays out the XSAVE areas and makes the idle thread.
+func initThreads() {
+	base := (uintptr(unsafe.Pointer(&xsaveStore[0])) + 63) &^ 63
+	for i := range threads {
+		threads[i] = thread{runNext: -1, waitFD: -1}
+		threads[i].xsave = base + uintptr(i)*xsaveSize
+	}
+	idle := &threads[0]
+	idle.state = threadRunnable
+	idle.frame = Frame{
+		RIP:    idleLoopAddr(),
+		CS:     selKernelCode,
+		RFLAGS: cpu.FlagIF | 2,
+		RSP:    bootStackTop(),
+		SS:     selKernelData,
+	}
+	xsaveInto(idle.xsave)
+	current = 0
+	curXsave = idle.xsave
+}
+
+// newThread takes a free slot and returns its index, or -1.
+func newThread() int32 {
+	for i := int32(1); i < maxThreads; i++ {
+		if threads[i].state == threadFree {
+			t := &threads[i]
+			x := t.xsave
+			*t = thread{runNext: -1, waitFD: -1, xsave: x, tid: i + 1}
+			liveThreads++
+			return i
+		}
+	}
+	return -1
+}
+
+// makeRunnable queues thread i.
+func makeRunnable(i int32) {
+	t := &threads[i]
+	t.state = threadRunnable
+	t.wait = waitNone
+	t.deadline = 0
+	if i == 0 {
+		return // idle is never queued
+	}
+	t.runNext = -1
+	if runqTail < 0 {
+		runqHead = i
+	} else {
+		threads[runqTail].runNext = i
+	}
+	runqTail = i
+}
+
+// block parks the current thread; the scheduler picks another.
+func block(wait uint32, deadline int64) {
+	t := &threads[current]
+	t.state = threadBlocked
+	t.wait = wait
+	t.deadline = deadline
+}
+
+// wake makes a blocked thread runnable with result as its system call's
+// return value.
+func wake(i int32, result int64) {
+	t := &threads[i]
+	if t.state != threadBlocked {
+		return
+	}
+	t.frame.RAX = uint64(result)
+	makeRunnable(i)
+}
+
+// schedule picks the thread to run next and, when it is another one,
+// switches f (the frame trap returns through) to it. The current thread
+// goes to the back of the queue if it is still runnable (preempt set) or
+// keeps the CPU otherwise.
+func schedule(f *Frame, preempt bool) {
+	cur := &threads[current]
+	if cur.state == threadRunning && !preempt {
+		return
+	}
+	if cur.state == threadRunning {
+		if runqHead < 0 {
+			return // nobody else wants the CPU
+		}
+		if current != 0 {
+			makeRunnable(current)
+		} else {
+			cur.state = threadRunnable
+		}
+	}
+	next := runqHead
+	if next >= 0 {
+		runqHead = threads[next].runNext
+		if runqHead < 0 {
+			runqTail = -1
+		}
+	} else {
+		next = 0 // idle
+	}
+	if next != current {
+		cur.frame = *f
+		*f = threads[next].frame
+		current = next
+	}
+	t := &threads[current]
+	t.state = threadRunning
+	curFS = t.fsBase
+	curXsave = t.xsave
+}
+
+// Thread lookup by Linux tid.
+func threadByTID(tid int64) int32 {
+	i := int32(tid - 1)
+	if i < 1 || i >= maxThreads || threads[i].state == threadFree {
+		return -1
+	}
+	return i
+}

@@ -1,0 +1,93 @@
+package kernel
+
+import (
+	"math/bits"
+
+	"github.com/govirtio/govirtio/runtime/console"
+	"github.com/govirtio/govirtio/runtime/cpu"
+)
+
+// The 8254 PIT (channel 2, gated through port 0x61) calibrates the TSC.
+const (
+	pitHz        = 1193182
+	pitCh2       = 0x42
+	pitCmd       = 0x43
+	pitGatePort  = 0x61
+	pitCalibTick = pitHz / 100 // 10 ms
+)
+
+var (
+	tscHz    uint64 // TSC ticks per second
+	tscBase  uint64 // TSC at boot (nanotime 0)
+	tscMult  uint64 // ns per tick, 32.32 fixed point
+	wallBase int64  // Unix time in ns at nanotime 0 (from the RTC)
+)
+
+// calibrateTSC measures the TSC against 10 ms of PIT channel 2.
+func calibrateTSC() {
+	gate := cpu.In8(pitGatePort)
+	cpu.Out8(pitGatePort, (gate&^0x02)|0x01) // gate on, speaker off
+	cpu.Out8(pitCmd, 0xb0)                   // ch 2, lo/hi byte, mode 0
+	cpu.Out8(pitCh2, pitCalibTick&0xff)
+	cpu.Out8(pitCh2, pitCalibTick>>8)
+	t0 := cpu.RDTSC()
+	for i := 0; cpu.In8(pitGatePort)&0x20 == 0; i++ {
+		if i > 1<<28 {
+			console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
+			tscHz = 1e9
+			break
+		}
+	}
+	if tscHz == 0 {
+		tscHz = (cpu.RDTSC() - t0) * pitHz / pitCalibTick
+	}
+	tscBase = cpu.RDTSC()
+	hi, lo := bits.Mul64(1e9, 1<<32)
+	tscMult, _ = bits.Div64(hi, lo, tscHz)
+	wallBase = readRTC() - nanotime()
+}
+
+// nanotime is the monotonic clock: nanoseconds since boot.
+func nanotime() int64 {
+	d := cpu.RDTSC() - tscBase
+	hi, lo := bits.Mul64(d, tscMult)
+	return int64(hi<<32 | lo>>32)
+}
+
+// readRTC reads the CMOS real-time clock as Unix nanoseconds.
+func readRTC() int64 {
+	rd := func(reg uint8) uint8 {
+		cpu.Out8(0x70, reg)
+		return cpu.In8(0x71)
+	}
+	for rd(0x0a)&0x80 != 0 { // update in progress
+	}
+	sec, min, hour := rd(0x00), rd(0x02), rd(0x04)
+	day, mon, year := rd(0x07), rd(0x08), rd(0x09)
+	century := rd(0x32)
+	if rd(0x0b)&0x04 == 0 { // BCD
+		bcd := func(v uint8) uint8 { return v&0x0f + (v>>4)*10 }
+		sec, min, hour = bcd(sec), bcd(min), bcd(hour&0x7f)
+		day, mon, year, century = bcd(day), bcd(mon), bcd(year), bcd(century)
+	}
+	if century == 0 {
+		century = 20
+	}
+	y := int64(century)*100 + int64(year)
+	return (daysFromCivil(y, int64(mon), int64(day))*86400 +
+		int64(hour)*3600 + int64(min)*60 + int64(sec)) * 1e9
+}
+
+// daysFromCivil counts days from 1970-01-01 to y-m-d (proleptic
+// Gregorian), after Howard Hinnant's algorithm.
+func daysFromCivil(y, m, d int64) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}

@@ -1,0 +1,136 @@
+package kernel
+
+import (
+	"github.com/govirtio/govirtio/runtime/console"
+	"github.com/govirtio/govirtio/runtime/cpu"
+)
+
+// Exception vectors (Intel SDM Vol. 3 §6.15).
+const (
+	excDivide     = 0
+	excBreakpoint = 3
+	excInvalidOp  = 6
+	excDouble     = 8
+	excStack      = 12
+	excGP         = 13
+	excPage       = 14
+	excX87        = 16
+	excSIMD       = 19
+)
+
+// timerDeadline is the nanotime the LAPIC one-shot is set to fire at.
+var timerDeadline int64
+
+// trapCount counts every kernel entry by kind, for diagnostics.
+var trapCount struct {
+	syscalls, timer, device, faults, spurious uint64
+}
+
+// trap is called by trapCommon for every kernel entry, on a kernel stack,
+// with interrupts off. f is the interrupted context; when trap returns,
+// trapExit resumes whatever f then holds.
+func trap(f *Frame) {
+	if trapDepth > 1 {
+		kernelFault(f) // an exception inside the kernel itself
+	}
+	yield := false
+	switch v := f.Vector; {
+	case v == vectorSyscall:
+		trapCount.syscalls++
+		yield = doSyscall(f)
+	case v == vectorTimer:
+		trapCount.timer++
+		timerArmed = false
+		eoi()
+		yield = true
+	case v == vectorSpurious || (v >= picBase && v < picBase+16):
+		trapCount.spurious++
+	case v < 32:
+		trapCount.faults++
+		exception(f)
+	default:
+		trapCount.device++
+		eoi()
+		deviceInterrupt(v)
+	}
+	now := nanotime()
+	checkCrashTimeout(now)
+	next := expireTimeouts(now)
+	schedule(f, yield)
+	deliverPending(f)
+	rearmTimer(now, next)
+}
+
+// rearmTimer keeps a one-shot pending for the nearest of: the next wait
+// deadline and the end of the running thread's time slice.
+func rearmTimer(now, next int64) {
+	want := now + timeslice
+	if current == 0 && runqHead < 0 {
+		want = 0 // idle with nothing queued: only deadlines matter
+	}
+	if next != 0 && (want == 0 || next < want) {
+		want = next
+	}
+	if want == 0 {
+		return
+	}
+	if timerArmed && timerDeadline <= want && timerDeadline > now {
+		return
+	}
+	timerDeadline = want
+	armTimer(want - now)
+}
+
+// exception handles a CPU exception raised by the program: demand paging,
+// or the signal Linux would send. Faults the program cannot handle end in
+// a crash report.
+func exception(f *Frame) {
+	sf := SigFault{trapno: f.Vector, err: f.ErrorCode}
+	switch f.Vector {
+	case excPage:
+		addr := cpu.ReadCR2()
+		write := f.ErrorCode&2 != 0
+		ok, accessErr := faultIn(addr, write)
+		if ok {
+			return
+		}
+		sf.signo, sf.addr, sf.code = sigSEGV, addr, segvMaperr
+		if accessErr {
+			sf.code = segvAccerr
+		}
+		// Addresses the program may own (its mmap window, and the nil
+		// page) fault into Go's handler, which turns them into panics.
+		// Anything else is a wild access into kernel territory.
+		if addr >= 4096 && (addr < userLow || addr >= userHigh) {
+			crash(f, "page fault on a kernel address", addr)
+			return
+		}
+	case excGP, excStack:
+		crash(f, "general protection fault", 0)
+		return
+	case excDivide:
+		sf.signo, sf.code, sf.addr = sigFPE, 1, f.RIP // FPE_INTDIV
+	case excX87, excSIMD:
+		sf.signo, sf.code, sf.addr = sigFPE, 0, f.RIP
+	case excInvalidOp:
+		sf.signo, sf.code, sf.addr = sigILL, 2, f.RIP // ILL_ILLOPN
+	case excBreakpoint:
+		sf.signo, sf.code, sf.addr = sigTRAP, 0x80, 0
+	default:
+		crash(f, "unexpected exception", 0)
+		return
+	}
+	if !deliverFault(f, sf) {
+		crash(f, "fault with no handler", sf.addr)
+	}
+}
+
+// panicKernel reports an impossible condition during boot and stops.
+func panicKernel(what string, v uint64) {
+	console.Print("kernel: fatal: ")
+	console.Print(what)
+	console.Print(" ")
+	console.PrintHex(v)
+	console.Print("\n")
+	exitQEMU(3)
+}
