@@ -54,7 +54,7 @@ func buildImage(t *testing.T, pkg string) string {
 			r.err = err
 			return
 		}
-		elf := filepath.Join(dir, "image.elf")
+		elf := filepath.Join(dir, "image.elf") // kept beside the image: entry_test.go reads it
 		r.path = filepath.Join(dir, "image.img")
 		build := exec.Command("go", "build", "-o", elf, "-ldflags", "-E _rt0_pvh", "./"+pkg)
 		build.Dir = root
