@@ -37,12 +37,49 @@ var (
 	timerArmed bool   // a one-shot is counting
 )
 
+// x2apic is set when the LAPIC runs in x2APIC mode (CPUID.1:ECX[21]):
+// registers are MSRs 0x800 + offset/16 instead of MMIO.
+var x2apic bool
+
+const (
+	msrX2APICBase = 0x800
+	apicBaseX2    = 1 << 10 // IA32_APIC_BASE: x2APIC enable
+	apicBaseEN    = 1 << 11 // IA32_APIC_BASE: global enable
+	lapicICR      = 0x300
+	lapicICRHigh  = 0x310
+)
+
 func lapicRead(reg uint64) uint32 {
+	if x2apic {
+		return uint32(cpu.ReadMSR(uint32(msrX2APICBase + reg>>4)))
+	}
 	return *(*uint32)(physPtr(lapicBase + reg))
 }
 
 func lapicWrite(reg uint64, v uint32) {
+	if x2apic {
+		cpu.WriteMSR(uint32(msrX2APICBase+reg>>4), uint64(v))
+		return
+	}
 	*(*uint32)(physPtr(lapicBase + reg)) = v
+}
+
+// lapicIDValue is this CPU's APIC ID, the destination of MSI messages.
+func lapicIDValue() uint32 {
+	if x2apic {
+		return lapicRead(lapicID)
+	}
+	return lapicRead(lapicID) >> 24
+}
+
+// selfIPI sends vector to this CPU (fixed delivery, "self" shorthand).
+func selfIPI(vector uint8) {
+	const shorthandSelf = 1 << 18
+	if x2apic {
+		cpu.WriteMSR(msrX2APICBase+lapicICR>>4, shorthandSelf|uint64(vector))
+		return
+	}
+	lapicWrite(lapicICR, shorthandSelf|uint32(vector))
 }
 
 // initInterruptControllers masks the legacy PICs, enables the LAPIC and
@@ -55,10 +92,15 @@ func initInterruptControllers() {
 	} {
 		cpu.Out8(w[0], uint8(w[1]))
 	}
-	lapicBase = cpu.ReadMSR(cpu.MSRAPICBase) & apicBaseMask
-	if err := mapDevice(lapicBase, 4096); err != nil {
+	base := cpu.ReadMSR(cpu.MSRAPICBase)
+	lapicBase = base & apicBaseMask
+	if _, _, ecx, _ := cpu.CPUID(1, 0); ecx&(1<<21) != 0 {
+		cpu.WriteMSR(cpu.MSRAPICBase, base|apicBaseEN|apicBaseX2)
+		x2apic = true
+	} else if err := mapDevice(lapicBase, 4096); err != nil {
 		panicKernel("map LAPIC", lapicBase)
 	}
+	initIOAPIC()
 	lapicWrite(lapicSVR, lapicEnable|vectorSpurious)
 	lapicWrite(lapicLVTLint0, lvtMasked)
 	lapicWrite(lapicLVTLint1, lvtMasked)

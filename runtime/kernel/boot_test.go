@@ -19,9 +19,20 @@ import (
 // (qemu.sh picks TCG or KVM), asserting on the serial output and the exit
 // status.
 
-var (
-	imageOnce sync.Map // package path -> *imageResult
-)
+// imageOnce maps a package path to its *imageResult, built once per test
+// binary in a temporary directory that TestMain removes.
+var imageOnce sync.Map
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	imageOnce.Range(func(_, v any) bool {
+		if r := v.(*imageResult); r.path != "" {
+			os.RemoveAll(filepath.Dir(r.path))
+		}
+		return true
+	})
+	os.Exit(code)
+}
 
 type imageResult struct {
 	once sync.Once
@@ -131,7 +142,7 @@ func TestBootBehaviour(t *testing.T) {
 	tests := []struct {
 		name   string
 		args   []string
-		status int       // expected exit status; -1: any non-zero
+		status int      // expected exit status; -1: any non-zero
 		want   []string // regular expressions the output must match
 	}{
 		{"exit status reaches the host", []string{"-append", "exit"}, 7, []string{`bootcheck: exiting with 7`}},
@@ -143,6 +154,8 @@ func TestBootBehaviour(t *testing.T) {
 		{"fault on a kernel address is dumped and decoded", []string{"-append", "badaddr"}, -1,
 			[]string{`kernel: page fault on a kernel address`, `rip\s+0x[0-9a-f]{16}`, `code\s+([0-9a-f]{2} )+`,
 				`crash: faulting instruction at 0x[0-9a-f]+: MOV`}},
+		{"a goroutine waiting on an interrupt line wakes for each interrupt", []string{"-append", "irq"}, 0,
+			[]string{`MSI address 0xfee00000 data 0x50`, `waiter saw 3 interrupts`, `bootcheck: irq ok`}},
 		{"unrecovered panic exits non-zero", []string{"-append", "panic"}, 2,
 			[]string{`panic: bootcheck: deliberate panic`, `goroutine 1`}},
 	}

@@ -47,6 +47,7 @@ type file struct {
 	kind     uint8
 	nonblock bool
 	vector   uint8                  // fileIRQ: the interrupt vector
+	gsi      int8                   // fileIRQ on an INTx line: its GSI, masked when it fires; else -1
 	counter  uint64                 // eventfd counter; interrupts not yet read
 	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
 }
@@ -69,7 +70,7 @@ func fileFor(fd int64) *file {
 func allocFD(kind uint8) int64 {
 	for fd := 3; fd < maxFiles; fd++ {
 		if files[fd].kind == fileNone {
-			files[fd] = file{kind: kind}
+			files[fd] = file{kind: kind, gsi: -1}
 			return int64(fd)
 		}
 	}
@@ -313,38 +314,86 @@ func eventfdWrite(f *file, fd int64, buf, n uint64) int64 {
 // since the last read.
 func irqRead(f *file, fd int64, buf, n uint64) int64 { return eventfdRead(f, fd, buf, n) }
 
-// openDevice opens /dev/irq/N (N a vector number 32..239).
+// openDevice opens the interrupt files:
+//
+//   - /dev/irq/N: vector N (vectorMSIFirst..vectorMSILast), for MSI and
+//     MSI-X, which are edge-triggered;
+//   - /dev/intx/G: the level-triggered PCI INTx line on I/O APIC input G,
+//     routed to vector vectorINTxBase+G. The kernel masks the line each
+//     time it fires (the device keeps it asserted until the driver
+//     acknowledges it); writing to the file unmasks it again.
 func openDevice(name []byte, flags uint64) int64 {
-	const prefix = "/dev/irq/"
-	if len(name) <= len(prefix) || string(name[:len(prefix)]) != prefix {
-		return -eNOENT
-	}
-	v := 0
-	for _, c := range name[len(prefix):] {
-		if c < '0' || c > '9' || v > 255 {
+	n, ok := parseSuffix(name, "/dev/irq/")
+	gsi := -1
+	switch {
+	case ok && n >= vectorMSIFirst && n <= vectorMSILast:
+	case ok:
+		return -eINVAL
+	default:
+		if n, ok = parseSuffix(name, "/dev/intx/"); !ok {
 			return -eNOENT
 		}
-		v = v*10 + int(c-'0')
+		if n >= ioapicEntries {
+			return -eINVAL
+		}
+		gsi, n = n, vectorINTxBase+n
 	}
-	if v < 0x30 || v >= picBase {
-		return -eNOENT
+	for i := range files {
+		if files[i].kind == fileIRQ && int(files[i].vector) == n {
+			return -eEXIST // one owner per vector
+		}
 	}
 	fd := allocFD(fileIRQ)
 	if fd < 0 {
 		return fd
 	}
-	files[fd].vector = uint8(v)
+	files[fd].vector = uint8(n)
+	files[fd].gsi = int8(gsi)
 	files[fd].nonblock = flags&oNonblock != 0
+	if gsi >= 0 {
+		routeGSI(gsi, false)
+	}
 	return fd
 }
 
-// deviceInterrupt counts interrupt vector v on its files and wakes their
-// waiters.
+// parseSuffix parses name as prefix followed by a decimal number.
+func parseSuffix(name []byte, prefix string) (int, bool) {
+	if len(name) <= len(prefix) || string(name[:len(prefix)]) != prefix {
+		return 0, false
+	}
+	v := 0
+	for _, c := range name[len(prefix):] {
+		if c < '0' || c > '9' || v > 1000 {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// deviceInterrupt counts interrupt vector v on its file and wakes its
+// waiters; a level-triggered line is masked until the program re-arms it.
 func deviceInterrupt(v uint64) {
 	for fd := range files {
 		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
 			f.counter++
+			if f.gsi >= 0 {
+				routeGSI(int(f.gsi), true)
+			}
 			fdReady(int64(fd))
+			return
 		}
 	}
+	irqUnclaimed++
+}
+
+// irqUnclaimed counts interrupts on vectors nobody opened.
+var irqUnclaimed uint64
+
+// irqRearm unmasks an INTx line (a write to its file).
+func irqRearm(f *file) int64 {
+	if f.gsi >= 0 {
+		routeGSI(int(f.gsi), false)
+	}
+	return 8
 }

@@ -10,63 +10,67 @@ import (
 
 // Linux x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 const (
-	sysRead            = 0
-	sysWrite           = 1
-	sysOpen            = 2
-	sysClose           = 3
-	sysFstat           = 5
-	sysMmap            = 9
-	sysMprotect        = 10
-	sysMunmap          = 11
-	sysRtSigaction     = 13
-	sysRtSigprocmask   = 14
-	sysRtSigreturn     = 15
-	sysIoctl           = 16
-	sysPread64         = 17
-	sysSchedYield      = 24
-	sysMadvise         = 28
-	sysNanosleep       = 35
-	sysGetpid          = 39
-	sysClone           = 56
-	sysExit            = 60
-	sysUname           = 63
-	sysFcntl           = 72
-	sysReadlink        = 89
-	sysGettimeofday    = 96
-	sysGetrlimit       = 97
-	sysGetuid          = 102
-	sysGetgid          = 104
-	sysGeteuid         = 107
-	sysGetegid         = 108
-	sysGetppid         = 110
-	sysSigaltstack     = 131
-	sysPrctl           = 157
-	sysArchPrctl       = 158
-	sysGettid          = 186
-	sysTkill           = 200
-	sysTime            = 201
-	sysFutex           = 202
-	sysSchedGetaff     = 204
-	sysEpollCreate     = 213
-	sysClockGettime    = 228
-	sysClockGetres     = 229
-	sysClockNanosleep  = 230
-	sysExitGroup       = 231
-	sysEpollWait       = 232
-	sysEpollCtl        = 233
-	sysTgkill          = 234
-	sysOpenat          = 257
-	sysNewfstatat      = 262
-	sysReadlinkat      = 267
-	sysEpollPwait      = 281
-	sysEventfd2        = 290
-	sysEpollCreate1    = 291
-	sysPipe2           = 293
-	sysPrlimit64       = 302
-	sysGetrandom       = 318
-	sysRseq            = 334
-	sysEpollPwait2     = 441
-	sysCrashReport     = 0x6776 // govirtio's own: fetch the pending crash record
+	sysRead           = 0
+	sysWrite          = 1
+	sysOpen           = 2
+	sysClose          = 3
+	sysFstat          = 5
+	sysMmap           = 9
+	sysMprotect       = 10
+	sysMunmap         = 11
+	sysRtSigaction    = 13
+	sysRtSigprocmask  = 14
+	sysRtSigreturn    = 15
+	sysIoctl          = 16
+	sysPread64        = 17
+	sysSchedYield     = 24
+	sysMadvise        = 28
+	sysNanosleep      = 35
+	sysGetpid         = 39
+	sysClone          = 56
+	sysExit           = 60
+	sysUname          = 63
+	sysFcntl          = 72
+	sysReadlink       = 89
+	sysGettimeofday   = 96
+	sysGetrlimit      = 97
+	sysGetuid         = 102
+	sysGetgid         = 104
+	sysGeteuid        = 107
+	sysGetegid        = 108
+	sysGetppid        = 110
+	sysSigaltstack    = 131
+	sysPrctl          = 157
+	sysArchPrctl      = 158
+	sysGettid         = 186
+	sysTkill          = 200
+	sysTime           = 201
+	sysFutex          = 202
+	sysSchedGetaff    = 204
+	sysEpollCreate    = 213
+	sysClockGettime   = 228
+	sysClockGetres    = 229
+	sysClockNanosleep = 230
+	sysExitGroup      = 231
+	sysEpollWait      = 232
+	sysEpollCtl       = 233
+	sysTgkill         = 234
+	sysOpenat         = 257
+	sysNewfstatat     = 262
+	sysReadlinkat     = 267
+	sysEpollPwait     = 281
+	sysEventfd2       = 290
+	sysEpollCreate1   = 291
+	sysPipe2          = 293
+	sysPrlimit64      = 302
+	sysGetrandom      = 318
+	sysRseq           = 334
+	sysEpollPwait2    = 441
+	// govirtio's own calls (see api.go).
+	sysCrashReport     = SysCrashReport
+	sysSelfIPI         = SysSelfIPI
+	sysMapDevice       = SysMapDevice
+	sysAPICID          = SysAPICID
 	maxSyscallReported = 512
 )
 
@@ -198,6 +202,16 @@ func doSyscall(f *Frame) (yield bool) {
 		r = eventfdCreate(a0, a1)
 	case sysCrashReport:
 		r = crashRecordCopy(a0, a1)
+	case sysSelfIPI:
+		if a0 < vectorMSIFirst || a0 > vectorMSILast {
+			r = -eINVAL
+			break
+		}
+		selfIPI(uint8(a0)) // taken as soon as interrupts are on again
+	case sysMapDevice:
+		r = sysMapDeviceRange(a0, a1)
+	case sysAPICID:
+		r = int64(lapicIDValue())
 	case sysRseq:
 		r = -eNOSYS
 	default:
@@ -244,6 +258,8 @@ func sysWriteFD(fd int64, buf, n uint64) int64 {
 		return int64(n)
 	case fileEventfd:
 		return eventfdWrite(f, fd, buf, n)
+	case fileIRQ:
+		return irqRearm(f)
 	}
 	return -eINVAL
 }

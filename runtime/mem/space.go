@@ -118,32 +118,49 @@ func (s *Space) Insert(start, length uint64, prot uint8) error {
 	if start%PageSize != 0 || length%PageSize != 0 || length == 0 || end < start || start < s.low || end > s.high {
 		return fmt.Errorf("mem: insert [%#x, %#x): %w", start, end, ErrBadRange)
 	}
-	if err := s.cut(start, end); err != nil {
-		return err
+	if err := s.set(start, end, prot); err != nil {
+		return fmt.Errorf("mem: insert [%#x, %#x): %w", start, end, err)
 	}
-	i := s.search(start)
-	if err := s.insertAt(i, Region{start, end, prot}); err != nil {
-		return err
-	}
-	s.merge(i)
 	return nil
 }
 
-// Remove drops [start, start+length) from the space; parts not mapped are
-// ignored, as munmap does.
-func (s *Space) Remove(start, length uint64) error {
+// pageEnd returns start+length rounded up to a whole page, as munmap and
+// mprotect take lengths, and false if that passes the top of the address
+// space.
+func pageEnd(start, length uint64) (uint64, bool) {
 	end := start + length
-	if start%PageSize != 0 || end < start {
-		return fmt.Errorf("mem: remove [%#x, %#x): %w", start, end, ErrBadRange)
-	}
-	return s.cut(start, end)
+	rounded := (end + PageSize - 1) &^ (PageSize - 1)
+	return rounded, end >= start && rounded >= end
 }
 
-// Protect sets prot on [start, start+length), which must be fully mapped.
+// Remove drops [start, start+length) from the space; parts not mapped are
+// ignored and length is rounded up to whole pages, as munmap does.
+func (s *Space) Remove(start, length uint64) error {
+	end, ok := pageEnd(start, length)
+	if start%PageSize != 0 || !ok {
+		return fmt.Errorf("mem: remove [%#x, %#x): %w", start, start+length, ErrBadRange)
+	}
+	// An empty range would otherwise split the region holding start in
+	// two equal halves.
+	if start == end {
+		return nil
+	}
+	if err := s.cut(start, end); err != nil {
+		return fmt.Errorf("mem: remove [%#x, %#x): %w", start, end, err)
+	}
+	return nil
+}
+
+// Protect sets prot on [start, start+length), which must be fully mapped;
+// length is rounded up to whole pages, as mprotect does.
 func (s *Space) Protect(start, length uint64, prot uint8) error {
-	end := start + length
-	if start%PageSize != 0 || end < start {
-		return fmt.Errorf("mem: protect [%#x, %#x): %w", start, end, ErrBadRange)
+	end, ok := pageEnd(start, length)
+	if start%PageSize != 0 || !ok {
+		return fmt.Errorf("mem: protect [%#x, %#x): %w", start, start+length, ErrBadRange)
+	}
+	// An empty range would otherwise become an empty region.
+	if start == end {
+		return nil
 	}
 	// Check coverage first so that a failure changes nothing.
 	a := start
@@ -153,14 +170,66 @@ func (s *Space) Protect(start, length uint64, prot uint8) error {
 		}
 		a = s.regions[i].End
 	}
-	if err := s.cut(start, end); err != nil {
-		return err
+	if err := s.set(start, end, prot); err != nil {
+		return fmt.Errorf("mem: protect [%#x, %#x): %w", start, end, err)
 	}
-	i := s.search(start)
-	if err := s.insertAt(i, Region{start, end, prot}); err != nil {
-		return err
+	return nil
+}
+
+// set makes [start, end) one region with prot, replacing whatever was
+// there and merging it with touching regions of equal protection. It
+// works out the result before changing anything: doing the cut, the
+// insertion and the merges one after another could run out of slots
+// half-way (leaving a hole) or need a slot the final result does not.
+func (s *Space) set(start, end uint64, prot uint8) error {
+	i := s.search(start) // first region ending above start
+	j := i               // first region starting at or above end
+	for j < s.n && s.regions[j].Start < end {
+		j++
 	}
-	s.merge(i)
+	// Regions [lo, hi) are replaced by out[:k]: what is kept of
+	// regions[i] below start, the new region, what is kept of
+	// regions[j-1] above end. Kept parts with prot, and touching
+	// neighbours with prot, are absorbed into the new region.
+	lo, hi := i, j
+	r := Region{start, end, prot}
+	var out [3]Region
+	k := 0
+	switch {
+	case i < j && s.regions[i].Start < start && s.regions[i].Prot != prot:
+		out[k] = Region{s.regions[i].Start, start, s.regions[i].Prot}
+		k++
+	case i < j && s.regions[i].Start < start:
+		r.Start = s.regions[i].Start
+	case i > 0 && s.regions[i-1].End == start && s.regions[i-1].Prot == prot:
+		lo = i - 1
+		r.Start = s.regions[i-1].Start
+	}
+	var tail Region
+	hasTail := false
+	switch {
+	case i < j && s.regions[j-1].End > end && s.regions[j-1].Prot != prot:
+		tail = Region{end, s.regions[j-1].End, s.regions[j-1].Prot}
+		hasTail = true
+	case i < j && s.regions[j-1].End > end:
+		r.End = s.regions[j-1].End
+	case j < s.n && s.regions[j].Start == end && s.regions[j].Prot == prot:
+		hi = j + 1
+		r.End = s.regions[j].End
+	}
+	out[k] = r
+	k++
+	if hasTail {
+		out[k] = tail
+		k++
+	}
+	n := s.n - (hi - lo) + k
+	if n > MaxRegions {
+		return ErrTooMany
+	}
+	copy(s.regions[lo+k:n], s.regions[hi:s.n])
+	copy(s.regions[lo:lo+k], out[:k])
+	s.n = n
 	return nil
 }
 
@@ -199,18 +268,4 @@ func (s *Space) insertAt(i int, r Region) error {
 	s.regions[i] = r
 	s.n++
 	return nil
-}
-
-// merge joins region i with equal neighbours that touch it.
-func (s *Space) merge(i int) {
-	if i+1 < s.n && s.regions[i].End == s.regions[i+1].Start && s.regions[i].Prot == s.regions[i+1].Prot {
-		s.regions[i].End = s.regions[i+1].End
-		copy(s.regions[i+1:s.n-1], s.regions[i+2:s.n])
-		s.n--
-	}
-	if i > 0 && s.regions[i-1].End == s.regions[i].Start && s.regions[i-1].Prot == s.regions[i].Prot {
-		s.regions[i-1].End = s.regions[i].End
-		copy(s.regions[i:s.n-1], s.regions[i+1:s.n])
-		s.n--
-	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -10,7 +11,7 @@ import (
 	"time"
 	"unsafe"
 
-	_ "github.com/govirtio/govirtio/runtime/kernel"
+	"github.com/govirtio/govirtio/runtime/irq"
 )
 
 func main() {
@@ -27,6 +28,8 @@ func main() {
 		spin()
 	case "badaddr":
 		badAddress()
+	case "irq":
+		interrupts()
 	case "panic":
 		panic("bootcheck: deliberate panic")
 	case "exit":
@@ -108,4 +111,53 @@ func spin() {
 func badAddress() {
 	p := (*uint64)(unsafe.Pointer(uintptr(0xffff_8000_dead_0000)))
 	*p = 42
+}
+
+// interrupts raises an MSI vector by self-IPI and checks that a goroutine
+// parked in Wait sees every interrupt, and that Wait honours its context.
+func interrupts() {
+	line, err := irq.AllocMSI()
+	if err != nil {
+		fmt.Println("bootcheck:", err)
+		os.Exit(1)
+	}
+	addr, data := line.MSIMessage()
+	fmt.Printf("bootcheck: vector %d, MSI address %#x data %#x\n", line.Vector(), addr, data)
+	got := make(chan int)
+	go func() {
+		n := 0
+		for n < 3 {
+			c, err := line.Wait(context.Background())
+			if err != nil {
+				fmt.Println("bootcheck:", err)
+				os.Exit(1)
+			}
+			n += c
+		}
+		got <- n
+	}()
+	for i := 0; i < 3; i++ {
+		time.Sleep(5 * time.Millisecond)
+		if err := line.Raise(); err != nil {
+			fmt.Println("bootcheck:", err)
+			os.Exit(1)
+		}
+	}
+	select {
+	case n := <-got:
+		fmt.Printf("bootcheck: waiter saw %d interrupts\n", n)
+	case <-time.After(10 * time.Second):
+		fmt.Println("bootcheck: waiter never woke")
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := line.Wait(ctx); err != context.DeadlineExceeded {
+		fmt.Printf("bootcheck: Wait with a 20ms context returned %v\n", err)
+		os.Exit(1)
+	}
+	if _, err := irq.AllocMSI(); err != nil {
+		fmt.Println("bootcheck: second vector:", err)
+		os.Exit(1)
+	}
 }

@@ -1,0 +1,112 @@
+package irq
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/govirtio/govirtio/runtime/kernel"
+)
+
+// ErrNoVector reports that every MSI vector is taken.
+var ErrNoVector = errors.New("irq: no free interrupt vector")
+
+// msiAddressBase is the MSI address window (Intel SDM Vol. 3 §11.11.1).
+const msiAddressBase = 0xfee00000
+
+// Line is one interrupt vector owned by the program.
+type Line struct {
+	vector uint8    // the CPU vector
+	gsi    int      // I/O APIC input for INTx lines, -1 for MSI
+	f      *os.File // the kernel's interrupt file, registered with the poller
+}
+
+// AllocMSI takes a free vector for an MSI or MSI-X message.
+func AllocMSI() (*Line, error) {
+	for v := kernel.VectorMSIFirst; v <= kernel.VectorMSILast; v++ {
+		l, err := open(fmt.Sprintf("/dev/irq/%d", v), uint8(v), -1)
+		if errors.Is(err, syscall.EEXIST) {
+			continue
+		}
+		return l, err
+	}
+	return nil, ErrNoVector
+}
+
+// INTx routes I/O APIC input gsi (a PCI INTx line: level-triggered, active
+// low) to a vector and returns its Line. Rearm after each interrupt.
+func INTx(gsi int) (*Line, error) {
+	return open(fmt.Sprintf("/dev/intx/%d", gsi), 0, gsi)
+}
+
+func open(path string, vector uint8, gsi int) (*Line, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("irq: open %s: %w", path, err)
+	}
+	if gsi >= 0 {
+		vector = uint8(0x30 + gsi)
+	}
+	return &Line{vector: vector, gsi: gsi, f: os.NewFile(uintptr(fd), path)}, nil
+}
+
+// Vector is the CPU interrupt vector of the line.
+func (l *Line) Vector() uint8 { return l.vector }
+
+// MSIMessage is the address and data a device writes to raise this line:
+// fixed delivery, edge-triggered, to this CPU.
+func (l *Line) MSIMessage() (addr uint64, data uint32) {
+	id, _, _ := syscall.RawSyscall(kernel.SysAPICID, 0, 0, 0)
+	return msiAddressBase | uint64(id&0xff)<<12, uint32(l.vector)
+}
+
+// Wait blocks until the line has fired since the previous Wait returned
+// and reports how many times; an interrupt that arrived while nobody
+// waited is not lost. It returns ctx's error when ctx is done first.
+func (l *Line) Wait(ctx context.Context) (int, error) {
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { l.f.SetReadDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() {
+				l.f.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	var b [8]byte
+	if _, err := l.f.Read(b[:]); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, fmt.Errorf("irq: wait for vector %d: %w", l.vector, err)
+	}
+	return int(binary.LittleEndian.Uint64(b[:])), nil
+}
+
+// Rearm unmasks an INTx line after the driver acknowledged its device; it
+// does nothing for MSI lines.
+func (l *Line) Rearm() error {
+	if l.gsi < 0 {
+		return nil
+	}
+	var b [8]byte
+	if _, err := l.f.Write(b[:]); err != nil {
+		return fmt.Errorf("irq: rearm GSI %d: %w", l.gsi, err)
+	}
+	return nil
+}
+
+// Raise sends the line's vector to this CPU, as its device would (for
+// tests and for waking a waiter by hand).
+func (l *Line) Raise() error {
+	if _, _, e := syscall.RawSyscall(kernel.SysSelfIPI, uintptr(l.vector), 0, 0); e != 0 {
+		return fmt.Errorf("irq: raise vector %d: %w", l.vector, e)
+	}
+	return nil
+}
+
+// Close releases the vector (an INTx line is masked).
+func (l *Line) Close() error { return l.f.Close() }
