@@ -55,7 +55,7 @@ func crash(f *Frame, why string, cr2 uint64) {
 // thread the kernel was serving and never return into the kernel.
 func kernelFault(f *Frame) {
 	record(f, "fault inside the kernel", readCR2IfPF(f), 1)
-	outer := (*Frame)(physPtr(uint64(trapStackTop - frameSize)))
+	outer := (*Frame)(virtPtr(uint64(trapStackTop - frameSize)))
 	if crashing || current == 0 || f == outer {
 		exitQEMU(3)
 	}
@@ -96,7 +96,7 @@ func record(f *Frame, why string, cr2, kernel uint64) {
 		if _, _, ok := pageTable.Lookup(a); !ok {
 			break
 		}
-		crashRec.code[i] = *(*byte)(physPtr(a))
+		crashRec.code[i] = *(*byte)(virtPtr(a))
 		crashRec.ncode++
 	}
 	console.Print("\nkernel: ")

@@ -60,7 +60,7 @@ func startFirstThread() {
 	t.state = threadRunning
 	curFS = 0
 	curXsave = t.xsave
-	f := (*Frame)(physPtr(uint64(trapStackTop - frameSize)))
+	f := (*Frame)(virtPtr(uint64(trapStackTop - frameSize)))
 	*f = t.frame
 	armTimer(timeslice)
 	enterFrame(f)

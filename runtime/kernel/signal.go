@@ -260,7 +260,7 @@ func pushSignalFrame(t *thread, f *Frame, sig uint64, sf SigFault) bool {
 	le.PutUint32(info, uint32(sig))
 	le.PutUint32(info[8:], uint32(sf.code))
 	le.PutUint64(info[16:], sf.addr)
-	copy(b[fp-sp:], physBytes(uint64(t.xsave), int(xsz)))
+	copy(b[fp-sp:], xsaveArea(t, int(xsz)))
 
 	t.sigMask |= a.mask
 	if a.flags&saNodefer == 0 {
@@ -298,7 +298,7 @@ func sysSigreturn(f *Frame) bool {
 	f.CS, f.SS = selKernelCode, selKernelData
 	t.sigMask = le.Uint64(uc[ucSigmask:]) &^ (sigBit(sigKILL) | sigBit(sigSTOP))
 	if fp := le.Uint64(mc[184:]); fp != 0 && fp%64 == 0 && userRange(fp, uint64(xsaveUsed), false) {
-		area := physBytes(uint64(t.xsave), xsaveUsed)
+		area := xsaveArea(t, xsaveUsed)
 		copy(area, userBytes(fp, xsaveUsed))
 		sanitizeXsave(area)
 	}

@@ -429,7 +429,7 @@ func sysMprotectRange(addr, length, prot uint64) int64 {
 			continue
 		}
 		if pageTable.SetFlags(a, pteFlags(p)) {
-			cpu.Invlpg(uintptr(a))
+			invalidatePage(uintptr(a))
 		}
 	}
 	return 0
@@ -486,7 +486,7 @@ func sysCloneThread(f *Frame, flags, stack, tls uint64) int64 {
 	}
 	t.sigMask = parent.sigMask
 	t.altDisabled = true
-	copy(physBytes(uint64(t.xsave), xsaveSize), physBytes(uint64(parent.xsave), xsaveSize))
+	copy(xsaveArea(t, xsaveSize), xsaveArea(parent, xsaveSize))
 	makeRunnable(i)
 	return int64(t.tid)
 }
