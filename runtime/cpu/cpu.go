@@ -87,3 +87,14 @@ func Pause()
 // RDRAND returns a hardware random number; ok is false when the CPU's
 // generator had none ready (CF clear).
 func RDRAND() (v uint64, ok bool)
+
+// MMIO accessors: exactly one access of the given width at addr, never
+// merged, split or elided by the compiler (device registers).
+func MMIORead8(addr uintptr) uint8
+func MMIORead16(addr uintptr) uint16
+func MMIORead32(addr uintptr) uint32
+func MMIORead64(addr uintptr) uint64
+func MMIOWrite8(addr uintptr, v uint8)
+func MMIOWrite16(addr uintptr, v uint16)
+func MMIOWrite32(addr uintptr, v uint32)
+func MMIOWrite64(addr uintptr, v uint64)

@@ -1,5 +1,11 @@
 package kernel
 
+import (
+	"unsafe"
+
+	"github.com/govirtio/govirtio/runtime/mem"
+)
+
 // System calls of govirtio's own, beyond Linux's, for the packages that
 // give programs the machine (runtime/irq and the device-access code).
 // Their numbers are far above Linux's so that they never collide.
@@ -14,6 +20,12 @@ const (
 	// SysAPICID returns this CPU's local APIC ID, the destination of MSI
 	// messages.
 	SysAPICID = 0x6779
+	// SysAllocDMA(size, align) returns zeroed, physically contiguous RAM
+	// (its virtual address is its physical address), never reclaimed.
+	SysAllocDMA = 0x677a
+	// SysVirtToPhys(va) backs the page holding va if needed and returns
+	// the physical address va maps to.
+	SysVirtToPhys = 0x677b
 )
 
 // Interrupt vectors programs may use (see openDevice).
@@ -41,3 +53,46 @@ func sysMapDeviceRange(phys, size uint64) int64 {
 	}
 	return 0
 }
+
+// dmaBytes counts memory handed out by SysAllocDMA.
+var dmaBytes uint64
+
+// sysAllocDMA takes size bytes of contiguous frames aligned to align.
+func sysAllocDMA(size, align uint64) int64 {
+	if size == 0 || size > 256<<20 {
+		return -eINVAL
+	}
+	if align < mem.PageSize {
+		align = mem.PageSize
+	}
+	if align&(align-1) != 0 || align > 1<<30 {
+		return -eINVAL
+	}
+	n := (size + mem.PageSize - 1) / mem.PageSize
+	p, err := frames.AllocContiguous(int(n), align)
+	if err != nil {
+		return -eNOMEM
+	}
+	clear(unsafe.Slice((*byte)(physPtr(p)), n*mem.PageSize))
+	dmaBytes += n * mem.PageSize
+	return int64(p)
+}
+
+// sysVirtToPhys translates va, backing it first if it is a program page
+// not yet touched.
+func sysVirtToPhys(va uint64) int64 {
+	if !userRange(va, 1, false) {
+		if _, _, ok := pageTable.Lookup(va); !ok {
+			return -eFAULT
+		}
+	}
+	pa, _, ok := pageTable.Lookup(va)
+	if !ok {
+		return -eFAULT
+	}
+	return int64(pa)
+}
+
+// UserLow is the lowest address of the program's mmap space: below it,
+// RAM and device registers are identity-mapped (virtual = physical).
+const UserLow = userLow

@@ -156,6 +156,8 @@ func TestBootBehaviour(t *testing.T) {
 				`crash: faulting instruction at 0x[0-9a-f]+: MOV`}},
 		{"a goroutine waiting on an interrupt line wakes for each interrupt", []string{"-append", "irq"}, 0,
 			[]string{`MSI address 0xfee00000 data 0x50`, `waiter saw 3 interrupts`, `bootcheck: irq ok`}},
+		{"drivers reach DMA memory, registers and ports", []string{"-append", "machine"}, 0,
+			[]string{`DMA, registers and ports work`, `bootcheck: machine ok`}},
 		{"unrecovered panic exits non-zero", []string{"-append", "panic"}, 2,
 			[]string{`panic: bootcheck: deliberate panic`, `goroutine 1`}},
 	}

@@ -32,6 +32,8 @@ func kmain() {
 	}
 	if _, _, ecx, _ := cpu.CPUID(1, 0); ecx&(1<<30) != 0 {
 		hasRDRAND = true
+	} else {
+		console.Print("kernel: no RDRAND: getrandom falls back to a TSC-seeded xorshift generator, which is not cryptographically secure\n")
 	}
 	initMemory()
 	initDescriptors()

@@ -71,6 +71,8 @@ const (
 	sysSelfIPI         = SysSelfIPI
 	sysMapDevice       = SysMapDevice
 	sysAPICID          = SysAPICID
+	sysAllocDMAnr      = SysAllocDMA
+	sysVirtToPhysN     = SysVirtToPhys
 	maxSyscallReported = 512
 )
 
@@ -212,6 +214,10 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysMapDeviceRange(a0, a1)
 	case sysAPICID:
 		r = int64(lapicIDValue())
+	case sysAllocDMAnr:
+		r = sysAllocDMA(a0, a1)
+	case sysVirtToPhysN:
+		r = sysVirtToPhys(a0)
 	case sysRseq:
 		r = -eNOSYS
 	default:

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/govirtio/govirtio/runtime/irq"
+	"github.com/govirtio/govirtio/runtime/machine"
 )
 
 func main() {
@@ -30,6 +31,8 @@ func main() {
 		badAddress()
 	case "irq":
 		interrupts()
+	case "machine":
+		machineAccess()
 	case "panic":
 		panic("bootcheck: deliberate panic")
 	case "exit":
@@ -160,4 +163,46 @@ func interrupts() {
 		fmt.Println("bootcheck: second vector:", err)
 		os.Exit(1)
 	}
+}
+
+// machineAccess checks DMA memory, address translation, register mapping
+// and port I/O against the real machine.
+func machineAccess() {
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			fmt.Printf("bootcheck: "+format+"\n", args...)
+			os.Exit(1)
+		}
+	}
+	var dma machine.DMA
+	for _, tc := range []struct{ size, align int }{{64, 16}, {4096, 4096}, {100, 64}, {65536, 4096}, {12000, 8192}} {
+		b, phys, err := dma.Alloc(tc.size, tc.align)
+		check(err == nil, "alloc %d/%d: %v", tc.size, tc.align, err)
+		check(len(b) == tc.size && phys%uint64(tc.align) == 0, "alloc %d/%d: len %d phys %#x", tc.size, tc.align, len(b), phys)
+		for _, c := range b {
+			check(c == 0, "DMA memory not zeroed")
+		}
+		p, err := dma.Phys(b)
+		check(err == nil && p == phys, "Phys of DMA memory: %#x, %v (want %#x)", p, err, phys)
+	}
+	page := make([]byte, 8192)
+	off := int(-uintptr(unsafe.Pointer(&page[0]))) & 4095
+	p, err := dma.Phys(page[off : off+4096])
+	check(err == nil && p != 0 && p%4096 == 0 && p < 1<<40, "Phys of a heap page: %#x, %v", p, err)
+	_, err = dma.Phys(page[off+4000 : off+4200])
+	check(err != nil, "Phys of a buffer across pages succeeded")
+
+	// PCI host bridge at 00:00.0 through configuration mechanism #1.
+	var ports machine.Ports
+	ports.Out32(0xcf8, 0x80000000)
+	id := ports.In32(0xcfc)
+	check(id&0xffff == 0x8086, "host bridge vendor/device %#x, want Intel's vendor id", id)
+
+	_, err = machine.MapRegisters(0x100000, 4096)
+	check(err != nil, "mapping RAM as registers succeeded")
+	regs, err := machine.MapRegisters(0xfec00000, 0x20)
+	check(err == nil, "map the I/O APIC: %v", err)
+	regs.Write32(0, 1) // select the version register
+	check(regs.Read32(0x10)&0xff != 0 && (regs.Read32(0x10)>>16)&0xff >= 23, "I/O APIC version register %#x", regs.Read32(0x10))
+	fmt.Printf("bootcheck: DMA, registers and ports work (host bridge %#x)\n", id)
 }
