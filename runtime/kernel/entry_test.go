@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/arch/x86/x86asm"
+
+	"github.com/govirtio/govirtio/internal/boottest"
 )
 
 // pvhEntry32 is what _rt0_pvh must mean to a CPU in 32-bit protected mode
@@ -67,7 +69,7 @@ var pvhEntry32 = []string{
 }
 
 func TestPVHEntryDecodesIn32BitMode(t *testing.T) {
-	img := buildImage(t, "examples/hello")
+	img := boottest.BuildImage(t, "examples/hello")
 	f, err := elf.Open(strings.TrimSuffix(img, ".img") + ".elf")
 	if err != nil {
 		t.Fatal(err)
