@@ -1,0 +1,287 @@
+package virtiopci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/govirtio/govirtio/driver/virtio"
+)
+
+// Interrupts implements virtio.Transport. With MSI-X (the function has it,
+// the platform allocates vectors and the device accepts every vector)
+// configuration changes get vector 0 and queue i gets vector i+1, each its
+// own Interrupt; when the MSI-X table is smaller than n+1 entries, the
+// queues share vector 1 and each of their Interrupts fires when it does.
+// Otherwise it falls back to INTx: every Interrupt shares the line, the
+// one waiting on the line reads the ISR register to acknowledge the device,
+// and the queues fire on ISR bit 0, the configuration on bit 1.
+//
+// Call it once, before SetupQueue (a modern queue's vector must be in
+// place before the queue is enabled), normally after virtio.Negotiate.
+// The assignment survives resets: the transport writes the vectors again
+// as queues are set up. A second call replaces the assignment (and must
+// not race with Waits on the first one's Interrupts); MSI-X vectors
+// allocated by an earlier call are reused.
+func (t *Transport) Interrupts(n int) (queues []virtio.Interrupt, config virtio.Interrupt, err error) {
+	if n < 0 || n > t.nqueues {
+		return nil, nil, fmt.Errorf("virtiopci: %v: %d queue interrupts for %d queues: %w", t.dev, n, t.nqueues, ErrBadQueue)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.vectorsStale = false
+
+	var msixErr error
+	if t.msix != nil && t.plat.MSI != nil && !t.opts.NoMSIX {
+		queues, config, msixErr = t.setupMSIX(n)
+		if msixErr == nil {
+			return queues, config, nil
+		}
+		t.stats.msixFallbacks.Add(1)
+		t.teardownMSIX(n)
+	}
+	queues, config, err = t.setupINTx(n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("virtiopci: %v: %w", t.dev, errors.Join(msixErr, err))
+	}
+	t.mode = "intx"
+	return queues, config, nil
+}
+
+// msiVector is one vector from the platform's MSIAllocator.
+type msiVector struct {
+	// addr and data are the message the device sends.
+	addr uint64
+	data uint32
+	// irq is what a goroutine waits on.
+	irq virtio.Interrupt
+}
+
+// vectors returns n platform vectors, allocating only those an earlier
+// call did not. Called with t.mu held.
+func (t *Transport) vectors(n int) ([]msiVector, error) {
+	for len(t.msiVectors) < n {
+		addr, data, irq, err := t.plat.MSI.AllocMSI()
+		if err != nil {
+			return nil, fmt.Errorf("MSI-X vector %d: %w", len(t.msiVectors), err)
+		}
+		t.msiVectors = append(t.msiVectors, msiVector{addr: addr, data: data, irq: irq})
+	}
+	return t.msiVectors[:n], nil
+}
+
+// setupMSIX programs one vector for configuration changes and one per
+// queue, or one shared by every queue when the table is too small. Called
+// with t.mu held.
+func (t *Transport) setupMSIX(n int) ([]virtio.Interrupt, virtio.Interrupt, error) {
+	x := t.msix
+	need, shared := n+1, false
+	if x.TableSize < need {
+		if x.TableSize < 2 || n == 0 {
+			return nil, nil, fmt.Errorf("MSI-X table of %d entries for %d queues and config: %w", x.TableSize, n, ErrNoInterrupt)
+		}
+		need, shared = 2, true
+	}
+	if err := x.Map(t.plat.Mapper); err != nil {
+		return nil, nil, fmt.Errorf("MSI-X: %w", err)
+	}
+	vecs, err := t.vectors(need)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, v := range vecs {
+		if err := x.SetEntry(i, v.addr, v.data, false); err != nil {
+			return nil, nil, fmt.Errorf("MSI-X vector %d: %w", i, err)
+		}
+	}
+	// Enable with the function masked while the device is told its
+	// vectors; on the legacy layout enabling also makes the vector
+	// registers appear and moves the device configuration.
+	x.SetFunctionMask(true)
+	x.SetEnabled(true)
+	t.b.msixChanged(true)
+	if got := t.b.setConfigVector(0); got != 0 {
+		return nil, nil, fmt.Errorf("config vector 0 read back %#x: %w", got, ErrVectorRejected)
+	}
+	t.configVector = 0
+	for q := 0; q < n; q++ {
+		v := uint16(q + 1)
+		if shared {
+			v = 1
+		}
+		if got := t.b.setQueueVector(q, v); got != v {
+			return nil, nil, fmt.Errorf("queue %d vector %d read back %#x: %w", q, v, got, ErrVectorRejected)
+		}
+		t.queueVectors[q] = v
+	}
+	x.SetFunctionMask(false)
+
+	queues := make([]virtio.Interrupt, n)
+	if shared {
+		// No ISR to read: the vector itself says "a queue".
+		s := newSharedLine(vecs[1].irq, n, func() uint8 { return isrQueue })
+		for q := range queues {
+			queues[q] = &lineInterrupt{s: s, idx: q}
+		}
+		t.mode = "msix-shared"
+	} else {
+		for q := range queues {
+			queues[q] = vecs[q+1].irq
+		}
+		t.mode = "msix"
+	}
+	return queues, vecs[0].irq, nil
+}
+
+// teardownMSIX undoes a partial setupMSIX. Called with t.mu held.
+func (t *Transport) teardownMSIX(n int) {
+	x := t.msix
+	if x.Enabled() {
+		t.b.setConfigVector(noVector)
+		for q := 0; q < n; q++ {
+			t.b.setQueueVector(q, noVector)
+		}
+	}
+	for q := range t.queueVectors {
+		t.queueVectors[q] = noVector
+	}
+	t.configVector = noVector
+	x.SetEnabled(false)
+	x.SetFunctionMask(false)
+	t.b.msixChanged(false)
+	t.dev.SetINTx(true)
+}
+
+// setupINTx shares the function's interrupt line among every queue and the
+// configuration. Called with t.mu held.
+func (t *Transport) setupINTx(n int) ([]virtio.Interrupt, virtio.Interrupt, error) {
+	if t.plat.Lines == nil {
+		return nil, nil, fmt.Errorf("INTx: no line interrupts on this platform: %w", ErrNoInterrupt)
+	}
+	if t.dev.InterruptPin == 0 {
+		return nil, nil, fmt.Errorf("INTx: function has no interrupt pin: %w", ErrNoInterrupt)
+	}
+	line, err := t.plat.Lines.LineInterrupt(t.dev.InterruptLine)
+	if err != nil {
+		return nil, nil, fmt.Errorf("INTx line %d: %w", t.dev.InterruptLine, err)
+	}
+	t.dev.SetINTx(true)
+	s := newSharedLine(line, n+1, func() uint8 { return t.ackINTx(line) })
+	s.bits[n] = isrConfig
+	queues := make([]virtio.Interrupt, n)
+	for q := range queues {
+		queues[q] = &lineInterrupt{s: s, idx: q}
+	}
+	return queues, &lineInterrupt{s: s, idx: n}, nil
+}
+
+// ackINTx reads (and so clears) the ISR after the line fired, which
+// deasserts the device's INTx, counts what it saw, and unmasks the line if
+// the platform wants to be told (Rearmer).
+func (t *Transport) ackINTx(line virtio.Interrupt) uint8 {
+	isr := t.b.isr()
+	t.stats.lineInterrupts.Add(1)
+	if isr == 0 {
+		t.stats.spuriousLine.Add(1)
+	}
+	if r, ok := line.(Rearmer); ok {
+		if err := r.Rearm(); err != nil {
+			t.stats.rearmErrors.Add(1)
+		}
+	}
+	return isr
+}
+
+// sharedLine fans one interrupt (the INTx line, or an MSI-X vector the
+// queues share) out to several Interrupts. There is no goroutine of its
+// own: whichever waiter finds nobody waiting on the line waits on it, calls
+// ack (for INTx, reading the ISR, which acknowledges the device and
+// deasserts the line), marks the interrupts the returned bits concern as
+// pending, and wakes the other waiters.
+type sharedLine struct {
+	// line is the platform's interrupt.
+	line virtio.Interrupt
+	// ack returns the ISR-style bits saying what the interrupt was for.
+	ack func() uint8
+
+	// mu guards the fields below.
+	mu sync.Mutex
+	// waiting is set while a waiter is inside line.Wait.
+	waiting bool
+	// wake is closed (and replaced) each time the line waiter returns.
+	wake chan struct{}
+	// pending holds, per Interrupt, an interrupt not yet returned by Wait.
+	pending []bool
+	// bits holds, per Interrupt, the ISR bits that concern it: bit 0 for
+	// every queue, bit 1 for the configuration.
+	bits []uint8
+}
+
+// newSharedLine returns a shared line with n Interrupts, each concerned by
+// ISR bit 0 (queues) until told otherwise.
+func newSharedLine(line virtio.Interrupt, n int, ack func() uint8) *sharedLine {
+	s := &sharedLine{line: line, ack: ack, wake: make(chan struct{}), pending: make([]bool, n), bits: make([]uint8, n)}
+	for i := range s.bits {
+		s.bits[i] = isrQueue
+	}
+	return s
+}
+
+// lineInterrupt is one virtio.Interrupt on a shared line.
+type lineInterrupt struct {
+	// s is the shared line.
+	s *sharedLine
+	// idx is this interrupt's slot in s.pending and s.bits.
+	idx int
+}
+
+// Wait implements virtio.Interrupt.
+func (li *lineInterrupt) Wait(ctx context.Context) error {
+	s := li.s
+	for {
+		s.mu.Lock()
+		if s.pending[li.idx] {
+			s.pending[li.idx] = false
+			s.mu.Unlock()
+			return nil
+		}
+		if !s.waiting {
+			s.waiting = true
+			s.mu.Unlock()
+			err := s.line.Wait(ctx)
+			var isr uint8
+			if err == nil {
+				isr = s.ack()
+			}
+			s.mu.Lock()
+			s.waiting = false
+			s.fire(isr)
+			close(s.wake)
+			s.wake = make(chan struct{})
+			s.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// fire marks pending every interrupt whose bits are in isr. Called with
+// s.mu held. Every queue shares ISR bit 0: a driver polls all its queues
+// when one fires.
+func (s *sharedLine) fire(isr uint8) {
+	for i, b := range s.bits {
+		if isr&b != 0 {
+			s.pending[i] = true
+		}
+	}
+}
