@@ -1,0 +1,306 @@
+package virtionet
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/govirtio/govirtio/driver/virtio"
+	"github.com/govirtio/govirtio/virtqueue"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// Queue indices without MQ (virtio 1.2 §5.1.2).
+const (
+	rxQueueIndex   = 0
+	txQueueIndex   = 1
+	ctrlQueueIndex = 2
+)
+
+// DefaultQueueSize is the ring size asked of a modern device (a legacy
+// device fixes its own).
+const DefaultQueueSize = 256
+
+// defaultRxBudget is how many used entries the RX loop handles between
+// refills.
+const defaultRxBudget = 64
+
+// Options configures Open.
+type Options struct {
+	// FeatureMask limits the features the driver accepts, on top of what
+	// the device offers and the driver implements (Implemented). Zero
+	// means no limit. VERSION_1 is always accepted on a modern device.
+	FeatureMask uint64
+	// QueueSize is the RX and TX ring size on a modern device (rounded
+	// down to a power of two and to the device's maximum); 0 means
+	// DefaultQueueSize. A legacy device imposes its own size.
+	QueueSize int
+	// MTU is used when the device reports none (no FeatureMTU); 0 means
+	// DefaultMTU.
+	MTU int
+	// MAC is used when the device has none (no FeatureMAC); empty means a
+	// generated locally administered address.
+	MAC tcpip.LinkAddress
+	// Promiscuous asks the device for promiscuous and all-multicast
+	// reception when CTRL_RX is negotiated.
+	Promiscuous bool
+	// OnLinkChange, if set, is called (from the config loop) when the
+	// link goes up or down.
+	OnLinkChange func(up bool)
+	// OnAnnounce, if set, is called when the device asks the driver to
+	// announce itself (GUEST_ANNOUNCE, e.g. after migration); it should send
+	// gratuitous ARP / unsolicited neighbour advertisements. The driver
+	// acknowledges the request afterwards.
+	OnAnnounce func()
+}
+
+// Device is an open virtio-net device. It is also the gVisor link endpoint
+// (endpoint.go) for the device.
+type Device struct {
+	t        virtio.Transport // the device
+	features uint64           // accepted features
+	hdrLen   int              // virtio header size for these features
+	opts     Options          // what Open was given
+
+	rx   *rxRing    // receive side; owned by the RX loop
+	tx   *txRing    // transmit side
+	ctrl *ctrlQueue // control queue; nil without CTRL_VQ
+
+	c counters // the counters behind Stats
+
+	mtu    atomic.Uint32     // current MTU
+	macMu  sync.Mutex        // guards mac
+	mac    tcpip.LinkAddress // source address of outgoing frames
+	linkUp atomic.Bool       // link state from config status
+	// rxCsumOK is set while a packet whose checksum needs no verification
+	// is being delivered (see Capabilities).
+	rxCsumOK atomic.Bool
+
+	dispatcher atomic.Pointer[dispatcherBox] // netstack's dispatcher; nil when detached
+	onClose    atomic.Pointer[func()]        // SetOnCloseAction's action
+
+	rxWake, txWake, ctrlWake, cfgWake chan struct{} // interrupt fan-out, one slot each
+
+	ctx     context.Context    // cancelled by Close; stops every goroutine
+	cancel  context.CancelFunc // cancels ctx
+	wg      sync.WaitGroup     // the driver's goroutines
+	closing atomic.Bool        // set by the first Close
+}
+
+// dispatcherBox holds an interface value behind an atomic pointer.
+type dispatcherBox struct{ d stack.NetworkDispatcher }
+
+// Open brings the device up: reset, feature negotiation, configuration,
+// queues, RX ring filled, DRIVER_OK. On error the device is marked FAILED.
+// The returned Device is running (its interrupt loops started) and ready to
+// be given to a gVisor stack with CreateNIC.
+func Open(t virtio.Transport, dma virtqueue.DMA, opts Options) (*Device, error) {
+	d, err := open(t, dma, opts)
+	if err != nil {
+		virtio.Fail(t)
+		return nil, err
+	}
+	return d, nil
+}
+
+func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err error) {
+	supports, mask := supported(opts.FeatureMask, t.Legacy())
+	features, err := virtio.Negotiate(t, supports, mask, featureDeps...)
+	if err != nil {
+		return nil, fmt.Errorf("virtionet: %w", err)
+	}
+
+	d := &Device{
+		t:        t,
+		features: features,
+		hdrLen:   headerLen(features),
+		opts:     opts,
+		rxWake:   make(chan struct{}, 1),
+		txWake:   make(chan struct{}, 1),
+		ctrlWake: make(chan struct{}, 1),
+		cfgWake:  make(chan struct{}, 1),
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	started := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Take back whatever was posted: after the reset the device
+		// owns nothing.
+		if started {
+			d.Close()
+			return
+		}
+		d.cancel()
+		_ = t.Reset()
+		if d.rx != nil {
+			d.rx.Detach()
+		}
+		if d.tx != nil {
+			d.tx.Detach()
+		}
+	}()
+
+	mac := opts.MAC
+	if mac != "" && len(mac) != 6 {
+		return nil, fmt.Errorf("virtionet: Options.MAC %q is not 6 bytes", mac)
+	}
+	if features&FeatureMAC != 0 || mac == "" {
+		if mac, err = readMAC(t, features); err != nil {
+			return nil, err
+		}
+	}
+	d.mac = mac
+	def := opts.MTU
+	if def == 0 {
+		def = DefaultMTU
+	}
+	mtu, err := readMTU(t, features, def)
+	if err != nil {
+		return nil, err
+	}
+	d.mtu.Store(uint32(mtu))
+
+	nq := 2
+	if features&FeatureCtrlVQ != 0 {
+		nq = 3
+	}
+	if t.NumQueues() < nq {
+		return nil, fmt.Errorf("virtionet: device has %d queues, need %d", t.NumQueues(), nq)
+	}
+	qs := make([]virtqueue.Queue, nq)
+	for i := range qs {
+		if qs[i], err = d.setupQueue(dma, i); err != nil {
+			return nil, err
+		}
+	}
+	d.rx = newRxRing(qs[rxQueueIndex], dma, features, mtu, &d.c)
+	d.rx.deliver = d.deliver
+	if d.tx, err = newTxRing(qs[txQueueIndex], dma, features, &d.c); err != nil {
+		return nil, err
+	}
+	d.tx.notify = func() { t.Notify(txQueueIndex) }
+	if nq == 3 {
+		if d.ctrl, err = newCtrlQueue(qs[ctrlQueueIndex], dma, &d.c); err != nil {
+			return nil, err
+		}
+		d.ctrl.notify = func() { t.Notify(ctrlQueueIndex) }
+		d.ctrl.wait = d.waitCtrl
+	}
+
+	qirqs, cfgirq, err := t.Interrupts(nq)
+	if err != nil {
+		return nil, fmt.Errorf("virtionet: interrupts: %w", err)
+	}
+	if len(qirqs) < nq {
+		return nil, fmt.Errorf("virtionet: transport gave %d queue interrupts, need %d", len(qirqs), nq)
+	}
+
+	// Buffers may be posted before DRIVER_OK; the device is notified only
+	// after it (virtio 1.2 §3.1.1), so rx.notify is still a no-op here.
+	d.rx.Refill()
+	if d.rx.q.InFlight() == 0 {
+		return nil, fmt.Errorf("virtionet: could not post any RX buffer (%d refill errors)", d.c.rxRefillErrors.Load())
+	}
+	if err := virtio.DriverOK(t); err != nil {
+		return nil, fmt.Errorf("virtionet: %w", err)
+	}
+	t.Notify(rxQueueIndex)
+	d.rx.notify = func() { t.Notify(rxQueueIndex) }
+
+	st := readStatus(t, features)
+	d.linkUp.Store(st&StatusLinkUp != 0)
+
+	wakes := [][]chan struct{}{{d.rxWake}, {d.txWake}}
+	if nq == 3 {
+		wakes = append(wakes, []chan struct{}{d.ctrlWake})
+	}
+	d.startInterrupts(append(qirqs[:nq:nq], cfgirq), append(wakes, []chan struct{}{d.cfgWake}))
+	d.wg.Add(3)
+	go d.rxLoop()
+	go d.txLoop()
+	go d.configLoop(st)
+	started = true
+
+	if d.ctrl != nil && features&FeatureCtrlRx != 0 && opts.Promiscuous {
+		if err = d.ctrl.setRxMode(d.ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// setupQueue creates virtqueue i at the size the transport allows and
+// hands its addresses to the device.
+func (d *Device) setupQueue(dma virtqueue.DMA, i int) (virtqueue.Queue, error) {
+	max := d.t.QueueMaxSize(i)
+	if max <= 0 {
+		return nil, fmt.Errorf("virtionet: queue %d does not exist", i)
+	}
+	size := max
+	if !d.t.Legacy() {
+		want := d.opts.QueueSize
+		if want <= 0 {
+			want = DefaultQueueSize
+		}
+		size = min(size, want, 32768)
+		size = 1 << (bits.Len(uint(size)) - 1) // split rings are powers of two
+	}
+	q, err := virtqueue.NewSplit(dma, virtqueue.Options{
+		Size:     size,
+		Legacy:   d.t.Legacy(),
+		EventIdx: d.features&virtio.FeatureEventIdx != 0,
+		Indirect: d.features&virtio.FeatureIndirectDesc != 0,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("virtionet: queue %d: %w", i, err)
+	}
+	desc, avail, used := q.Addresses()
+	if err := d.t.SetupQueue(i, size, desc, avail, used); err != nil {
+		return nil, fmt.Errorf("virtionet: setting up queue %d: %w", i, err)
+	}
+	return q, nil
+}
+
+// Features returns the negotiated feature bits.
+func (d *Device) Features() uint64 { return d.features }
+
+// HeaderLen returns the size of the virtio header in use (10 or 12).
+func (d *Device) HeaderLen() int { return d.hdrLen }
+
+// LinkUp reports the link state from the config status field.
+func (d *Device) LinkUp() bool { return d.linkUp.Load() }
+
+// Stats returns a snapshot of the counters.
+func (d *Device) Stats() Stats { return d.c.snapshot() }
+
+// SetPromiscuous switches promiscuous reception through the control queue.
+func (d *Device) SetPromiscuous(on bool) error {
+	if d.ctrl == nil || d.features&FeatureCtrlRx == 0 {
+		return fmt.Errorf("%w: CTRL_RX not negotiated", ErrCtrl)
+	}
+	return d.ctrl.setRxMode(d.ctx, on)
+}
+
+// Close stops the loops, resets the device and releases every buffer. It
+// is safe to call more than once.
+func (d *Device) Close() {
+	// The close action netstack installs may remove the NIC, which calls
+	// Close again: that nested call must return, not wait for this one.
+	if !d.closing.CompareAndSwap(false, true) {
+		return
+	}
+	if f := d.onClose.Swap(nil); f != nil {
+		(*f)()
+	}
+	d.cancel()
+	d.wg.Wait()
+	// After the reset the device owns nothing: take every buffer back.
+	_ = d.t.Reset()
+	d.rx.Detach()
+	d.tx.Detach()
+}

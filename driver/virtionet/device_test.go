@@ -1,0 +1,239 @@
+package virtionet
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/govirtio/govirtio/driver/devmodel"
+	"github.com/govirtio/govirtio/driver/virtio"
+	"github.com/govirtio/govirtio/virtqueue"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// openDev starts a device model with the given offer and opens the driver
+// on it.
+func openDev(t *testing.T, legacy bool, features uint64, opts Options) (*devmodel.Net, *Device) {
+	t.Helper()
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Legacy: legacy, Features: features, MAC: [6]byte{0x52, 0x54, 0, 1, 2, 3}, MTU: 9000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	d, err := Open(dev, mem, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(d.Close)
+	return dev, d
+}
+
+// eventually waits for cond, failing after a few seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestOpenNegotiatesAndReadsConfig(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		legacy  bool
+		offer   uint64
+		mask    uint64
+		wantHdr int
+		wantMTU uint32
+		wantMAC bool // the device's MAC, else a generated one
+	}{
+		{"modern with MAC and MTU", false, FeatureMAC | FeatureMTU | FeatureMrgRxbuf, 0, 12, 9000, true},
+		{"legacy without MRG_RXBUF has a 10-byte header", true, FeatureMAC, 0, 10, DefaultMTU, true},
+		{"legacy with MRG_RXBUF has a 12-byte header", true, FeatureMAC | FeatureMrgRxbuf, 0, 12, DefaultMTU, true},
+		{"no MAC feature: generated address", false, FeatureMTU, 0, 12, 9000, false},
+		{"mask removes MTU", false, FeatureMAC | FeatureMTU, ^FeatureMTU, 12, DefaultMTU, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dev, d := openDev(t, tt.legacy, tt.offer, Options{FeatureMask: tt.mask})
+			if d.HeaderLen() != tt.wantHdr {
+				t.Errorf("header length %d, want %d", d.HeaderLen(), tt.wantHdr)
+			}
+			if d.MTU() != tt.wantMTU {
+				t.Errorf("MTU %d, want %d", d.MTU(), tt.wantMTU)
+			}
+			mac := d.LinkAddress()
+			devMAC := dev.MAC()
+			if got := mac == tcpip.LinkAddress(devMAC[:]); got != tt.wantMAC {
+				t.Errorf("MAC %v, device's %v", mac, tcpip.LinkAddress(devMAC[:]))
+			}
+			if !tt.wantMAC && (mac[0]&1 != 0 || mac[0]&2 == 0) {
+				t.Errorf("generated MAC %v is not unicast and locally administered", mac)
+			}
+			if dev.Status()&virtio.StatusDriverOK == 0 {
+				t.Errorf("status %#x without DRIVER_OK", dev.Status())
+			}
+			if dev.Features() != d.Features() {
+				t.Errorf("device has %s, driver %s", FeatureString(dev.Features()), FeatureString(d.Features()))
+			}
+			if s := d.Stats(); s.RxRingInFlight == 0 {
+				t.Errorf("RX ring empty after Open: %+v", s)
+			}
+		})
+	}
+}
+
+// refusingTransport is a device that clears FEATURES_OK.
+type refusingTransport struct{ *devmodel.Net }
+
+func (r refusingTransport) Status() uint8 { return r.Net.Status() &^ virtio.StatusFeaturesOK }
+
+func TestOpenFailureMarksDeviceFailed(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := Open(refusingTransport{dev}, mem, Options{}); err == nil {
+		t.Fatal("Open succeeded although the device refused the features")
+	}
+	if dev.Status()&virtio.StatusFailed == 0 {
+		t.Fatalf("status %#x without FAILED", dev.Status())
+	}
+}
+
+func TestLinkStateFollowsConfigStatus(t *testing.T) {
+	changes := make(chan bool, 4)
+	dev, d := openDev(t, false, FeatureStatus, Options{OnLinkChange: func(up bool) { changes <- up }})
+	if !d.LinkUp() {
+		t.Fatal("link down at start")
+	}
+	dev.SetLink(false)
+	if up := <-changes; up || d.LinkUp() {
+		t.Fatal("link still up after the device took it down")
+	}
+	dev.SetLink(true)
+	if up := <-changes; !up || !d.LinkUp() {
+		t.Fatal("link still down after the device brought it up")
+	}
+	if s := d.Stats(); s.LinkChanges != 2 || s.ConfigInterrupts < 2 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestControlQueue(t *testing.T) {
+	t.Run("promiscuous mode set at Open and switched off", func(t *testing.T) {
+		dev, d := openDev(t, false, FeatureCtrlVQ|FeatureCtrlRx, Options{Promiscuous: true})
+		if p, a := dev.RxMode(); !p || !a {
+			t.Fatalf("promisc %v allmulti %v after Open with Promiscuous", p, a)
+		}
+		if err := d.SetPromiscuous(false); err != nil {
+			t.Fatal(err)
+		}
+		if p, a := dev.RxMode(); p || a {
+			t.Fatalf("promisc %v allmulti %v after SetPromiscuous(false)", p, a)
+		}
+		if s := d.Stats(); s.CtrlCommands != 4 || s.CtrlErrors != 0 {
+			t.Fatalf("stats %+v", s)
+		}
+	})
+	t.Run("no CTRL_RX: SetPromiscuous fails", func(t *testing.T) {
+		_, d := openDev(t, false, FeatureMAC, Options{})
+		if err := d.SetPromiscuous(true); err == nil {
+			t.Fatal("SetPromiscuous succeeded without CTRL_RX")
+		}
+	})
+	t.Run("announce request is announced and acknowledged", func(t *testing.T) {
+		announced := make(chan struct{}, 1)
+		dev, d := openDev(t, false, FeatureCtrlVQ|FeatureGuestAnnounce|FeatureStatus,
+			Options{OnAnnounce: func() { announced <- struct{}{} }})
+		if !dev.Announce() {
+			t.Fatal("device did not negotiate GUEST_ANNOUNCE")
+		}
+		<-announced
+		eventually(t, "announce ack", func() bool { return d.Stats().Announces == 1 })
+		var st [2]byte
+		dev.ReadConfig(ConfigStatus, st[:])
+		if st[0]&byte(StatusAnnounce) != 0 {
+			t.Fatal("announce bit still set after the ack")
+		}
+	})
+}
+
+// dispatcherFunc adapts a function to stack.NetworkDispatcher.
+type dispatcherFunc func(tcpip.NetworkProtocolNumber, *stack.PacketBuffer)
+
+func (f dispatcherFunc) DeliverNetworkPacket(p tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	f(p, pkt)
+}
+func (dispatcherFunc) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+
+func TestWritePacketsReachesThePeer(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	var sides [2]*Device
+	var devs [2]*devmodel.Net
+	for i := range sides {
+		dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC | FeatureMrgRxbuf, RxBacklog: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Close()
+		d, err := Open(dev, mem, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		sides[i], devs[i] = d, dev
+	}
+	devmodel.Connect(devs[0], devs[1])
+	got := make(chan []byte, 1)
+	sides[1].Attach(dispatcherFunc(func(p tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+		got <- append([]byte(nil), pktBytes(pkt)...)
+	}))
+	rel := false
+	pkt := tcpPacket(frameOf(3000, 4), stack.GSO{}, &rel)
+	want := append([]byte(nil), pktBytes(pkt)...)
+	var list stack.PacketBufferList
+	list.PushBack(pkt)
+	if n, err := sides[0].WritePackets(list); n != 1 || err != nil {
+		t.Fatalf("WritePackets = %d, %v", n, err)
+	}
+	list.Reset()
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want) {
+			t.Fatalf("peer got %d bytes, want %d", len(b), len(want))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("nothing arrived: %+v %+v", sides[0].Stats(), sides[1].Stats())
+	}
+	eventually(t, "TX completion", func() bool { return sides[0].Stats().TxCompleted == 1 })
+}
+
+// noInterrupts is a device whose transport cannot provide interrupts.
+type noInterrupts struct{ *devmodel.Net }
+
+func (noInterrupts) Interrupts(int) ([]virtio.Interrupt, virtio.Interrupt, error) {
+	return nil, nil, errors.New("no interrupt line")
+}
+
+func TestOpenFailureAfterQueueSetupResetsAndFails(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC | FeatureMrgRxbuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := Open(noInterrupts{dev}, mem, Options{}); err == nil {
+		t.Fatal("Open succeeded without interrupts")
+	}
+	if st := dev.Status(); st&virtio.StatusFailed == 0 || st&virtio.StatusDriverOK != 0 {
+		t.Fatalf("status %#x, want FAILED without DRIVER_OK", st)
+	}
+}
