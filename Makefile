@@ -1,22 +1,33 @@
 # govirtio: build Go programs into bootable images and test them.
 #
-#   make run               build examples/$(EXAMPLE) and boot it under QEMU
+#   make run               build examples/httpd and boot it under QEMU with
+#                          user networking: http://127.0.0.1:$(PORT)/
+#   make run EXAMPLE=hello any other example (no network)
 #   make test              go vet, unit tests, fuzz seeds and QEMU boot tests
 #   make image EXAMPLE=x   build build/x.img from examples/x
 #   make bench             benchmarks
 
 GO       ?= go
-EXAMPLE  ?= hello
+EXAMPLE  ?= httpd
 BUILD    ?= build
-# Extra qemu.sh options for `make run`, e.g. QEMUFLAGS="-m 64M -append 'GODEBUG=gctrace=1'".
+PORT     ?= 8080
+# Extra qemu.sh options, e.g. QEMUFLAGS="-dev legacy -props mrg_rxbuf=off".
 QEMUFLAGS ?=
 
 IMAGE := $(BUILD)/$(EXAMPLE).img
 
+# How each example is booted by `make run`.
+NET_httpd := -net user -fwd $(PORT)
+NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:127.0.0.1:7007-:7
+MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
+MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
+
 .PHONY: run image test vet bench clean FORCE
+.SECONDARY:
 
 run: $(IMAGE)
-	./qemu.sh $(QEMUFLAGS) $(IMAGE)
+	@$(if $(MSG_$(EXAMPLE)),echo "$(MSG_$(EXAMPLE))")
+	./qemu.sh $(NET_$(EXAMPLE)) $(QEMUFLAGS) $(IMAGE)
 
 image: $(IMAGE)
 
@@ -33,7 +44,7 @@ vet:
 	$(GO) vet ./...
 
 test: vet
-	$(GO) test ./...
+	$(GO) test -timeout 45m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

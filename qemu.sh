@@ -42,6 +42,8 @@ options:
                    max under tcg)
   -net MODE        none, user or tap (default none)
   -fwd PORT        -net user: forward host 127.0.0.1:PORT to guest port 80
+  -hostfwd RULE    -net user: another forwarding rule in QEMU's syntax, e.g.
+                   udp:127.0.0.1:7007-:7 (repeatable)
                    (default 8080)
   -tap IFNAME      -net tap: host tap interface (default tap0)
   -dev KIND        virtio-net-pci flavour: transitional, legacy or modern
@@ -81,6 +83,7 @@ accel=auto
 cpu=
 net=none
 fwd=8080
+hostfwds=""
 tap=tap0
 dev=transitional
 props=
@@ -91,7 +94,7 @@ extra=()
 
 while (($# > 0)); do
 	case $1 in
-	-m | -smp | -append | -M | -accel | -cpu | -net | -fwd | -tap | -dev | -props | -timeout)
+	-m | -smp | -append | -M | -accel | -cpu | -net | -fwd | -hostfwd | -tap | -dev | -props | -timeout)
 		need_value "$1" $#
 		case $1 in
 		-m) mem=$2 ;;
@@ -102,6 +105,7 @@ while (($# > 0)); do
 		-cpu) cpu=$2 ;;
 		-net) net=$2 ;;
 		-fwd) fwd=$2 ;;
+		-hostfwd) hostfwds+=",hostfwd=$2" ;;
 		-tap) tap=$2 ;;
 		-dev) dev=$2 ;;
 		-props) props=$2 ;;
@@ -225,7 +229,7 @@ nicprops=netdev=n0,$devprops,romfile=${props:+,$props}
 case $net in
 none) cmd+=(-nic none) ;;
 user)
-	cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:80"
+	cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:80$hostfwds"
 		-device "virtio-net-pci,$nicprops")
 	;;
 tap)

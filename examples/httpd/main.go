@@ -1,0 +1,109 @@
+// Command httpd serves HTTP from bare metal: net/http over a gVisor TCP
+// listener on the virtio-net driver.
+//
+//	GET  /             the driver's negotiated features and link state
+//	GET  /debug/vars   expvar, with the driver's counters under "virtionet"
+//	GET  /bytes?n=N    N bytes of a repeating pattern
+//	POST /sha256       the hex SHA-256 of the request body
+//
+// The kernel command line configures it: ip=, gw=, dns= (else DHCP), and
+// port=N (default 80).
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"expvar"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/govirtio/govirtio/driver/virtionet"
+	"github.com/govirtio/govirtio/network"
+	_ "github.com/govirtio/govirtio/runtime/kernel"
+)
+
+func main() {
+	log.SetFlags(0)
+	start := time.Now()
+	cfg, err := network.ConfigFromArgs(os.Args[1:])
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg.Logf = log.Printf
+	n, err := network.Start(context.Background(), cfg)
+	if err != nil {
+		log.Fatalf("httpd: %v", err)
+	}
+	port := 80
+	for _, a := range os.Args[1:] {
+		if v, ok := strings.CutPrefix(a, "port="); ok {
+			if port, err = strconv.Atoi(v); err != nil {
+				log.Fatalf("httpd: port=%s: %v", v, err)
+			}
+		}
+	}
+	ln, err := n.ListenTCP(uint16(port))
+	if err != nil {
+		log.Fatalf("httpd: %v", err)
+	}
+	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
+	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "govirtio httpd\ndevice %s\ninterface %s, interrupts %s\nfeatures %s\nMTU %d, MAC %s, link %s\naddress %s\n",
+			n.PCI, map[bool]string{true: "legacy", false: "modern"}[n.Transport.Legacy()], n.Transport.InterruptMode(),
+			virtionet.FeatureString(n.Device.Features()), n.Device.MTU(), n.Device.LinkAddress(),
+			map[bool]string{true: "up", false: "down"}[n.Device.LinkUp()], n.Address)
+	})
+	mux.Handle("GET /debug/vars", expvar.Handler())
+	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
+		size, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err != nil || size < 0 {
+			http.Error(w, "n must be a byte count", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.CopyN(w, &pattern{}, size)
+	})
+	mux.HandleFunc("POST /sha256", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		if _, err := io.Copy(h, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, hex.EncodeToString(h.Sum(nil)))
+	})
+	log.Printf("httpd: serving on %s port %d (%v after boot)", n.Address.Addr(), port, time.Since(start).Round(time.Millisecond))
+	log.Fatal(http.Serve(ln, mux))
+}
+
+// pattern is an endless reader of byte i = i mod 251 (a prime, so that it
+// does not line up with powers of two and a misplaced chunk shows).
+type pattern struct{ off int }
+
+var patternBlock = func() []byte {
+	b := make([]byte, 251*64)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}()
+
+func (r *pattern) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], patternBlock[r.off%251:])
+		n += c
+		r.off += c
+	}
+	return n, nil
+}

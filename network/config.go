@@ -1,0 +1,83 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/govirtio/govirtio/driver/virtionet"
+	"github.com/govirtio/govirtio/driver/virtiopci"
+)
+
+// Config says how to bring the network up. The zero value asks for DHCPv4
+// and the driver's defaults.
+type Config struct {
+	// Address is the interface address with its prefix length; the zero
+	// value means DHCPv4.
+	Address netip.Prefix
+	// Gateway is the default router (static configuration only).
+	Gateway netip.Addr
+	// DNS lists name servers (static configuration; DHCP supplies its own).
+	DNS []netip.Addr
+	// DHCPTimeout bounds the wait for a lease; zero means 15 seconds.
+	DHCPTimeout time.Duration
+	// Driver and Transport are passed to the virtio-net driver and the
+	// virtio PCI transport (feature mask, queue size, legacy, INTx...).
+	Driver    virtionet.Options
+	Transport virtiopci.Options
+	// Logf receives progress messages; nil means silence.
+	Logf func(format string, args ...any)
+}
+
+// ConfigFromArgs reads a Config from command-line words (os.Args[1:],
+// which the kernel fills from its command line):
+//
+//	ip=ADDR/LEN        static address (else DHCPv4)
+//	gw=ADDR            default router
+//	dns=ADDR[,ADDR]    name servers
+//	virtio_net.features=MASK  feature bits the driver may accept (hex or decimal)
+//	virtio_net.legacy=1       use the legacy interface of a transitional device
+//	virtio_net.intx=1         use INTx even when MSI-X is available
+//	virtio_net.queue=N        RX/TX ring size on a modern device
+//
+// Other words are ignored.
+func ConfigFromArgs(args []string) (Config, error) {
+	var c Config
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok {
+			continue
+		}
+		var err error
+		switch k {
+		case "ip":
+			c.Address, err = netip.ParsePrefix(v)
+		case "gw":
+			c.Gateway, err = netip.ParseAddr(v)
+		case "dns":
+			for _, s := range strings.Split(v, ",") {
+				var d netip.Addr
+				if d, err = netip.ParseAddr(s); err != nil {
+					break
+				}
+				c.DNS = append(c.DNS, d)
+			}
+		case "virtio_net.features":
+			c.Driver.FeatureMask, err = strconv.ParseUint(v, 0, 64)
+		case "virtio_net.legacy":
+			c.Transport.ForceLegacy, err = strconv.ParseBool(v)
+		case "virtio_net.intx":
+			c.Transport.NoMSIX, err = strconv.ParseBool(v)
+		case "virtio_net.queue":
+			c.Driver.QueueSize, err = strconv.Atoi(v)
+		default:
+			continue
+		}
+		if err != nil {
+			return Config{}, fmt.Errorf("network: command line %q: %w", a, err)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,16 @@
+// Package network brings a govirtio program onto the network with one
+// call: Start finds the virtio-net PCI device, opens the virtio transport
+// and the driver on the machine's ports, registers, DMA memory and
+// interrupts (runtime/machine, runtime/irq), builds a gVisor network stack
+// (IPv4, IPv6, ARP, TCP, UDP, ICMP) on the driver's link endpoint, and
+// configures an address: from the kernel command line
+// (ip=10.0.2.15/24 gw=10.0.2.2 dns=10.0.2.3) or by DHCPv4.
+//
+//	n, err := network.Start(ctx, network.ConfigFromArgs(os.Args[1:]))
+//	ln, err := n.ListenTCP(80)
+//	http.Serve(ln, handler)
+//
+// It is the glue between the runtime, which knows nothing of virtio, and
+// the driver, which knows nothing of how the machine is reached; programs
+// that want another arrangement can do the same steps themselves.
+package network
