@@ -108,6 +108,21 @@ func TestHTTPOverVirtioNet(t *testing.T) {
 	}
 }
 
+// tryGet returns the body of url, or "" on any failure.
+func tryGet(url string) string {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
+}
+
 func get(t *testing.T, url string) string {
 	t.Helper()
 	c := http.Client{Timeout: time.Minute}

@@ -258,6 +258,15 @@ func TestEndToEnd(t *testing.T) {
 							transfer(t, a, b, size, 5001)
 							transfer(t, b, a, size, 5002)
 							checkClean(t, a, b)
+							if off {
+								// TSO must really be used: large segments
+								// leave as GSO packets and arrive whole.
+								for i, s := range []*side{a, b} {
+									if st := s.drv.Stats(); st.TxGSOPackets == 0 || st.RxGSOPackets == 0 {
+										t.Errorf("side %d: offloads negotiated but TxGSOPackets %d, RxGSOPackets %d", i, st.TxGSOPackets, st.RxGSOPackets)
+									}
+								}
+							}
 							if testing.Verbose() {
 								t.Logf("side a: %+v", a.drv.Stats())
 								t.Logf("side b: %+v", b.drv.Stats())

@@ -130,6 +130,18 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 // after a "--" go to QEMU itself.
 func Start(t testing.TB, img string, args ...string) *Guest {
 	t.Helper()
+	return start(t, nil, img, args)
+}
+
+// StartInNetns is Start inside network namespace ns (for tap networking:
+// the tap device lives in a namespace the test made).
+func StartInNetns(t testing.TB, ns, img string, args ...string) *Guest {
+	t.Helper()
+	return start(t, []string{"ip", "netns", "exec", ns}, img, args)
+}
+
+func start(t testing.TB, prefix []string, img string, args []string) *Guest {
+	t.Helper()
 	NeedQEMU(t)
 	opts, extra := args, []string(nil)
 	for i, a := range args {
@@ -142,7 +154,8 @@ func Start(t testing.TB, img string, args ...string) *Guest {
 	all = append(all, img)
 	all = append(all, extra...)
 	g := &Guest{t: t, done: make(chan struct{}), start: time.Now()}
-	g.cmd = exec.Command(filepath.Join(RepoRoot(t), "qemu.sh"), all...)
+	argv := append(append(prefix, filepath.Join(RepoRoot(t), "qemu.sh")), all...)
+	g.cmd = exec.Command(argv[0], argv[1:]...)
 	g.cmd.Stdout = lockedWriter{g}
 	g.cmd.Stderr = lockedWriter{g}
 	// qemu.sh runs QEMU as a child: give them a process group of their

@@ -1,6 +1,10 @@
 package console
 
-import "github.com/govirtio/govirtio/runtime/cpu"
+import (
+	"strconv"
+
+	"github.com/govirtio/govirtio/runtime/cpu"
+)
 
 // COM1 registers (16550 datasheet), as offsets from the base port.
 const (
@@ -70,15 +74,6 @@ func PrintHex(v uint64) {
 
 // PrintDec writes v in decimal.
 func PrintDec(v uint64) {
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	Write(buf[i:])
+	var buf [20]byte // room enough: AppendUint does not allocate
+	Write(strconv.AppendUint(buf[:0], v, 10))
 }

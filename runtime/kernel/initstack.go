@@ -1,6 +1,10 @@
 package kernel
 
-import "github.com/govirtio/govirtio/runtime/cpu"
+import (
+	"strconv"
+
+	"github.com/govirtio/govirtio/runtime/cpu"
+)
 
 // Auxiliary vector keys (include/uapi/linux/auxvec.h).
 const (
@@ -66,11 +70,11 @@ func buildInitialStack(top uint64) uint64 {
 		}
 	}
 	if !hasLimit && envc < maxArgs {
-		var buf [40]byte
-		n := copy(buf[:], "GOMEMLIMIT=")
-		n += formatDec(buf[n:], memLimit()>>20)
-		n += copy(buf[n:], "MiB")
-		envp[envc] = push(buf[:n])
+		var buf [40]byte // room enough: AppendUint does not allocate
+		w := append(buf[:0], "GOMEMLIMIT="...)
+		w = strconv.AppendUint(w, memLimit()>>20, 10)
+		w = append(w, "MiB"...)
+		envp[envc] = push(w)
 		envc++
 	}
 	p -= 16
@@ -138,19 +142,4 @@ func memLimit() uint64 {
 		return free / 2
 	}
 	return free - reserve
-}
-
-// formatDec writes v in decimal into b and returns the length.
-func formatDec(b []byte, v uint64) int {
-	var tmp [20]byte
-	i := len(tmp)
-	for {
-		i--
-		tmp[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return copy(b, tmp[i:])
 }

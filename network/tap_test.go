@@ -1,0 +1,98 @@
+package network_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govirtio/govirtio/internal/boottest"
+)
+
+// TestOffloadsOverTap runs httpd on a tap device (in a network namespace
+// the test creates) instead of QEMU's user networking: there QEMU's
+// virtio-net offers the checksum and TSO offloads, so this is where the
+// driver's offload paths meet the real device. The client runs in the
+// namespace too: this test binary, re-executed as TestTapClient.
+func TestOffloadsOverTap(t *testing.T) {
+	boottest.NeedQEMU(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and a tap device")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip (Debian package iproute2)")
+	}
+	ns := fmt.Sprintf("govirtio-test-%d", os.Getpid())
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run("-n", ns, "link", "set", "lo", "up")
+	run("-n", ns, "tuntap", "add", "dev", "gvtap0", "mode", "tap")
+	run("-n", ns, "addr", "add", "10.0.3.1/24", "dev", "gvtap0")
+	run("-n", ns, "link", "set", "gvtap0", "up")
+
+	img := boottest.BuildImage(t, "examples/httpd")
+	g := boottest.StartInNetns(t, ns, img, "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
+	g.WaitFor(`httpd: serving on`, 3*time.Minute)
+
+	client := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestTapClient$", "-test.v")
+	client.Env = append(os.Environ(), "GOVIRTIO_TAP_CLIENT=http://10.0.3.15",
+		"GOVIRTIO_TAP_SIZE="+strconv.FormatInt(transferSize(), 10))
+	out, err := client.CombinedOutput()
+	t.Logf("client in %s:\n%s", ns, out)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+}
+
+// TestTapClient is the client half of TestOffloadsOverTap; it runs only
+// when that test starts it inside the namespace.
+func TestTapClient(t *testing.T) {
+	base := os.Getenv("GOVIRTIO_TAP_CLIENT")
+	if base == "" {
+		t.Skip("run by TestOffloadsOverTap")
+	}
+	n, _ := strconv.ParseInt(os.Getenv("GOVIRTIO_TAP_SIZE"), 10, 64)
+	var body string
+	for i := 0; ; i++ { // the guest may still be resolving the gateway
+		body = tryGet(base + "/")
+		if body != "" || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if body == "" {
+		t.Fatalf("no answer from %s", base)
+	}
+	for _, f := range []string{"CSUM", "GUEST_CSUM", "HOST_TSO4", "GUEST_TSO4"} {
+		if !strings.Contains(body, f) {
+			t.Errorf("feature %s not negotiated over tap:\n%s", f, body)
+		}
+	}
+	down := download(t, base, n)
+	up := upload(t, base, n)
+	vars := strings.ReplaceAll(get(t, base+"/debug/vars"), " ", "")
+	for _, counter := range []string{"TxGSOPackets", "RxGSOPackets", "RxChecksumValidated", "TxCsumOffload"} {
+		i := strings.Index(vars, `"`+counter+`":`)
+		if i < 0 {
+			t.Errorf("no %s counter", counter)
+			continue
+		}
+		v := vars[i+len(counter)+3:]
+		if end := strings.IndexAny(v, ",}"); end >= 0 {
+			v = v[:end]
+		}
+		if v == "0" {
+			t.Errorf("%s is 0: the offload was never used against QEMU's device", counter)
+		}
+	}
+	t.Logf("over tap with offloads: %d MiB down %.1f MB/s, up %.1f MB/s", n>>20, down, up)
+}
