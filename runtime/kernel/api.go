@@ -14,14 +14,15 @@ const (
 	SysCrashReport = 0x6776
 	// SysSelfIPI(vector) raises vector on this CPU, as a device would.
 	SysSelfIPI = 0x6777
-	// SysMapDevice(phys, size) maps device registers uncached at their
-	// physical address; it returns 0 or -errno.
+	// SysMapDevice(phys, size) maps device registers uncached into the
+	// direct map (at DirectMapBase+phys); it returns 0 or -errno.
 	SysMapDevice = 0x6778
 	// SysAPICID returns this CPU's local APIC ID, the destination of MSI
 	// messages.
 	SysAPICID = 0x6779
-	// SysAllocDMA(size, align) returns zeroed, physically contiguous RAM
-	// (its virtual address is its physical address), never reclaimed.
+	// SysAllocDMA(size, align) returns the physical address of zeroed,
+	// physically contiguous RAM (reachable at DirectMapBase+phys), never
+	// reclaimed.
 	SysAllocDMA = 0x677a
 	// SysVirtToPhys(va) backs the page holding va if needed and returns
 	// the physical address va maps to.
@@ -39,7 +40,7 @@ const (
 // sysMapDeviceRange maps [phys, phys+size) for device access. RAM and the
 // program's own address space are refused.
 func sysMapDeviceRange(phys, size uint64) int64 {
-	if size == 0 || size > 1<<32 || phys+size < phys || phys+size > userLow {
+	if size == 0 || size > 1<<32 || phys+size < phys || phys+size > maxPhysAddr {
 		return -eINVAL
 	}
 	for i := 0; i < boot.nmem; i++ {
@@ -93,6 +94,10 @@ func sysVirtToPhys(va uint64) int64 {
 	return int64(pa)
 }
 
-// UserLow is the lowest address of the program's mmap space: below it,
-// RAM and device registers are identity-mapped (virtual = physical).
-const UserLow = userLow
+// DirectMapBase is where physical address 0 appears in the address space:
+// RAM, DMA memory and mapped device registers are at DirectMapBase+phys.
+const DirectMapBase = directMapBase
+
+// maxPhysAddr bounds device register addresses (46 bits: what the direct
+// map's half of the address space holds with room to spare).
+const maxPhysAddr = 1 << 46

@@ -162,11 +162,46 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 	JMP	·trapCommon(SB)
 
 // trapCommon saves the interrupted context as a Frame (frame.go) on the
-// current stack, saves its extended state into the running thread's XSAVE
-// area, switches FS to the kernel's TLS and calls trap. trap may replace
-// the frame and the current thread (a context switch); the exit path then
-// restores whatever the frame and curXsave/curFS say.
+// current stack, saves its extended state, switches FS to the kernel's
+// TLS and calls trap. trap may replace the frame and the current thread (a
+// context switch); the exit path then restores whatever the frame and
+// curXsave/curFS say.
+//
+// An entry from the program (trapDepth 0) always ends up on the trap
+// stack: exceptions arrive on the fault stack (IST 2), and their 7 words
+// (vector, error code, and the CPU's 5) are moved to the trap stack first,
+// so that a fault taken inside the kernel (trapDepth 1, e.g. the first
+// touch of a bss page released at boot) finds the fault stack free. Such a
+// nested entry keeps the kernel's FS and saves the kernel's extended state
+// in nestedXsave instead of the thread's area.
 TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
+	CMPQ	·trapDepth(SB), $0
+	JNE	pushregs
+	MOVQ	AX, ·scratchAX(SB)
+	MOVQ	·trapStackTop(SB), AX
+	SUBQ	$56, AX
+	CMPQ	SP, AX
+	JEQ	moved
+	MOVQ	BX, ·scratchBX(SB)
+	MOVQ	0(SP), BX
+	MOVQ	BX, 0(AX)
+	MOVQ	8(SP), BX
+	MOVQ	BX, 8(AX)
+	MOVQ	16(SP), BX
+	MOVQ	BX, 16(AX)
+	MOVQ	24(SP), BX
+	MOVQ	BX, 24(AX)
+	MOVQ	32(SP), BX
+	MOVQ	BX, 32(AX)
+	MOVQ	40(SP), BX
+	MOVQ	BX, 40(AX)
+	MOVQ	48(SP), BX
+	MOVQ	BX, 48(AX)
+	MOVQ	·scratchBX(SB), BX
+	MOVQ	AX, SP
+moved:
+	MOVQ	·scratchAX(SB), AX
+pushregs:
 	PUSHQ	AX
 	PUSHQ	BX
 	PUSHQ	CX
@@ -183,21 +218,20 @@ TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ	R14
 	PUSHQ	R15
 	INCQ	·trapDepth(SB)
+	CMPQ	·trapDepth(SB), $1
+	JNE	nestedsave
 	MOVQ	·curXsave(SB), DI
-	MOVL	$0xffffffff, AX
-	MOVL	$0xffffffff, DX
-	CMPL	·xcr0(SB), $0
-	JEQ	fxsave
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27	// XSAVE64 (DI)
-	JMP	saved
-fxsave:
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x07	// FXSAVE64 (DI)
-saved:
+	CALL	·saveExtended(SB)
 	MOVQ	·kernelFS(SB), AX
 	MOVQ	AX, DX
 	SHRQ	$32, DX
 	MOVL	$0xc0000100, CX
 	WRMSR
+	JMP	call
+nestedsave:
+	MOVQ	·nestedXsave(SB), DI
+	CALL	·saveExtended(SB)
+call:
 	MOVQ	SP, BX
 	SUBQ	$16, SP
 	MOVQ	BX, 0(SP)
@@ -205,24 +239,48 @@ saved:
 	ADDQ	$16, SP
 	JMP	·trapExit(SB)
 
-// trapExit restores the context in the frame at SP and the current
-// thread's FS base and extended state, then returns with IRETQ (SYSRET
-// would drop to ring 3).
+// saveExtended saves the extended state into the area at DI (XSAVE64 with
+// every component enabled in XCR0, or FXSAVE64 without XSAVE).
+TEXT ·saveExtended(SB),NOSPLIT|NOFRAME,$0
+	MOVL	$0xffffffff, AX
+	MOVL	$0xffffffff, DX
+	CMPL	·xcr0(SB), $0
+	JEQ	fx
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27	// XSAVE64 (DI)
+	RET
+fx:
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x07	// FXSAVE64 (DI)
+	RET
+
+// restoreExtended is saveExtended's inverse (XRSTOR64 or FXRSTOR64).
+TEXT ·restoreExtended(SB),NOSPLIT|NOFRAME,$0
+	MOVL	$0xffffffff, AX
+	MOVL	$0xffffffff, DX
+	CMPL	·xcr0(SB), $0
+	JEQ	fx
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x2F	// XRSTOR64 (DI)
+	RET
+fx:
+	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x0F	// FXRSTOR64 (DI)
+	RET
+
+// trapExit restores the context in the frame at SP and, leaving for the
+// program, the current thread's FS base and extended state, then returns
+// with IRETQ (SYSRET would drop to ring 3).
 TEXT ·trapExit(SB),NOSPLIT|NOFRAME,$0
+	CMPQ	·trapDepth(SB), $1
+	JNE	nestedrestore
 	MOVQ	·curFS(SB), AX
 	MOVQ	AX, DX
 	SHRQ	$32, DX
 	MOVL	$0xc0000100, CX
 	WRMSR
 	MOVQ	·curXsave(SB), DI
-	MOVL	$0xffffffff, AX
-	MOVL	$0xffffffff, DX
-	CMPL	·xcr0(SB), $0
-	JEQ	fxrstor
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x2F	// XRSTOR64 (DI)
+	CALL	·restoreExtended(SB)
 	JMP	restored
-fxrstor:
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x0F	// FXRSTOR64 (DI)
+nestedrestore:
+	MOVQ	·nestedXsave(SB), DI
+	CALL	·restoreExtended(SB)
 restored:
 	DECQ	·trapDepth(SB)
 	POPQ	R15
@@ -277,18 +335,11 @@ TEXT ·loadTR(SB),NOSPLIT,$0-2
 	BYTE	$0x0F; BYTE $0x00; BYTE $0xD8	// LTR AX
 	RET
 
-// xsaveArea saves the current extended state into the area at p (used to
+// xsaveInto saves the current extended state into the area at p (used to
 // seed the first thread's area).
 TEXT ·xsaveInto(SB),NOSPLIT,$0-8
 	MOVQ	p+0(FP), DI
-	MOVL	$0xffffffff, AX
-	MOVL	$0xffffffff, DX
-	CMPL	·xcr0(SB), $0
-	JEQ	fx
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27	// XSAVE64 (DI)
-	RET
-fx:
-	BYTE	$0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x07	// FXSAVE64 (DI)
+	CALL	·saveExtended(SB)
 	RET
 
 // rt0Linux returns the address of the Go runtime's own Linux entry point.
@@ -331,5 +382,10 @@ TEXT ·crashTrampoline(SB),NOSPLIT|NOFRAME,$0
 
 TEXT ·crashTrampolineAddr(SB),NOSPLIT,$0-8
 	LEAQ	·crashTrampoline(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+TEXT ·bssStart(SB),NOSPLIT,$0-8
+	LEAQ	runtime·bss(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 
 func TestBootHello(t *testing.T) {
 	img := boottest.BuildImage(t, "examples/hello")
-	for _, mem := range []string{"256M", "64M"} {
+	for _, mem := range []string{"256M", "64M", "16M"} {
 		t.Run(mem, func(t *testing.T) {
 			out, status := boottest.Boot(t, img, "-m", mem, "-append", "first second")
 			if status != 0 {

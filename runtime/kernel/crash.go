@@ -17,6 +17,7 @@ import (
 //
 // If step 2 cannot run (the fault hit the idle thread, a fault while
 // reporting, or no exit within crashTimeout), the kernel exits on its own.
+// A fault inside the kernel itself only gets step 1.
 
 // crashRecord is the fault being reported; it has the byte layout that
 // reportCrash decodes (see crashRecordCopy).
@@ -51,19 +52,13 @@ func crash(f *Frame, why string, cr2 uint64) {
 }
 
 // kernelFault handles an exception raised while the kernel was running
-// (trapDepth > 1): the kernel's state is suspect, so report through the
-// thread the kernel was serving and never return into the kernel.
+// (trapDepth > 1) that it cannot take: the kernel's state is suspect, so
+// it prints what it can and stops the machine. (Injecting the report into
+// the program, as crash does, would run Go code at an arbitrary point of
+// the interrupted kernel path.)
 func kernelFault(f *Frame) {
 	record(f, "fault inside the kernel", readCR2IfPF(f), 1)
-	outer := (*Frame)(virtPtr(uint64(trapStackTop - frameSize)))
-	if crashing || current == 0 || f == outer {
-		exitQEMU(3)
-	}
-	crashing = true
-	crashSince = nanotime()
-	inject(outer)
-	trapDepth = 0
-	enterFrame(outer)
+	exitQEMU(3)
 }
 
 // inject makes the thread run crashTrampoline next, as if the faulting

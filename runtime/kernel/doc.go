@@ -30,6 +30,24 @@
 // not allocate or store Go pointers into memory (no write barriers): its
 // state is fixed arrays of pointer-free structs.
 //
+// # Memory
+//
+// The image runs identity-mapped at its link addresses; RAM and the device
+// registers in use are reached through a direct map at DirectMapBase+phys
+// (page tables, DMA memory, registers); the program's mmap regions live in
+// [userLow, userHigh) and are backed on demand, a zeroed frame per page on
+// first touch. The image's bss pages still zero at boot are given back and
+// backed on demand too (Go 1.26 links 32 MiB of bss into programs that use
+// crypto/rand). Page 0 and everything else are unmapped, so nil and wild
+// pointers fault.
+//
+// A fault taken inside the kernel (trapDepth 2) is either the first touch
+// of such a bss page, handled in place with the kernel's extended state
+// kept in nestedXsave, or a kernel bug: the kernel prints the registers and
+// code bytes and stops the machine. Exceptions from the program are moved
+// from the fault stack to the trap stack on entry so that a nested fault
+// finds the fault stack free.
+//
 // # System calls
 //
 // See syscall.go for the table: the Linux system calls Go 1.26 makes,

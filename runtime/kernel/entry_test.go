@@ -3,6 +3,7 @@ package kernel
 import (
 	"debug/elf"
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -154,5 +155,48 @@ func TestPVHEntryDecodesIn32BitMode(t *testing.T) {
 		if got[i] != pvhEntry32[i] {
 			t.Errorf("instruction %d: got %q, want %q", i, got[i], pvhEntry32[i])
 		}
+	}
+}
+
+// TestKernelDoesNotAllocate checks the rule kernel code lives by: code that
+// runs in trap context (the kernel and the packages it calls) never calls
+// the Go allocator nor a write barrier, which need an m and a p the kernel
+// does not have. The exceptions run elsewhere: reportCrash runs as
+// ordinary Go on the crashing thread; the boot-time functions run before
+// the Go runtime starts (no GC, so write barriers are off), and their
+// appends never grow.
+func TestKernelDoesNotAllocate(t *testing.T) {
+	img := boottest.BuildImage(t, "examples/hello")
+	out, err := exec.Command("go", "tool", "objdump", strings.TrimSuffix(img, ".img")+".elf").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{
+		"github.com/govirtio/govirtio/runtime/kernel.reportCrash":       true,
+		"github.com/govirtio/govirtio/runtime/kernel.buildInitialStack": true,
+		"github.com/govirtio/govirtio/runtime/kernel.initMemory":        true,
+		"github.com/govirtio/govirtio/runtime/mem.(*PageTable).Init":    true,
+		"github.com/govirtio/govirtio/runtime/mem.(*Frames).Init":       true,
+	}
+	kernelCode := regexp.MustCompile(`^github\.com/govirtio/govirtio/runtime/(kernel|mem|console|cpu)\.`)
+	forbidden := regexp.MustCompile(`CALL runtime\.(newobject|mallocgc\w*|convT\w*|growslice|makeslice\w*|concatstring\w*|slicebytetostring|rawstring\w*|gcWriteBarrier\w*|gopanic|panicwrap)\(SB\)`)
+	var fn string
+	checked := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if name, ok := strings.CutPrefix(line, "TEXT "); ok {
+			fn = strings.TrimSuffix(strings.Fields(name)[0], "(SB)")
+			if kernelCode.MatchString(fn) {
+				checked++
+			}
+			continue
+		}
+		if kernelCode.MatchString(fn) && !allowed[fn] {
+			if m := forbidden.FindString(line); m != "" {
+				t.Errorf("%s: %s", fn, m)
+			}
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("found only %d kernel functions in the image; is the objdump parse right?", checked)
 	}
 }

@@ -65,5 +65,6 @@ func startFirstThread() {
 	f := (*Frame)(virtPtr(uint64(trapStackTop - frameSize)))
 	*f = t.frame
 	armTimer(timeslice)
+	releaseZeroBSS()
 	enterFrame(f)
 }

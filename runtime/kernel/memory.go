@@ -1,21 +1,28 @@
 package kernel
 
 import (
+	"unsafe"
+
 	"github.com/govirtio/govirtio/runtime/console"
 	"github.com/govirtio/govirtio/runtime/cpu"
 	"github.com/govirtio/govirtio/runtime/mem"
 )
 
-// Address-space layout. Physical memory is identity-mapped (the kernel
-// reaches page tables and frames through it, and DMA addresses are
-// virtual addresses); the program's mmap regions live above it.
+// Address-space layout. The image is identity-mapped (it runs at its link
+// addresses); all RAM and the device registers in use are also mapped at
+// directMapBase+phys (the direct map, in the upper canonical half), which
+// is how the kernel reaches page tables and frames and how programs reach
+// DMA memory and registers. The program's mmap regions live in
+// [userLow, userHigh). Everything else is unmapped, so a wild pointer
+// faults.
 const (
-	userLow  = 0x0000_0080_0000_0000 // 512 GiB: above any RAM we map
-	userHigh = 0x0000_7fff_ffff_f000 // top of the lower canonical half
-	lowMem   = 1 << 20               // below this: BIOS, option ROMs, boot data
-	maxPhys  = 64 << 30              // RAM the frame bitmap can cover
-	stackTop = userHigh              // the first thread's stack grows down from here
-	stackLen = 8 << 20
+	directMapBase = 0xffff_8000_0000_0000
+	userLow       = 0x0000_0080_0000_0000 // 512 GiB
+	userHigh      = 0x0000_7fff_ffff_f000 // top of the lower canonical half
+	lowMem        = 1 << 20               // below this: BIOS, option ROMs, boot data
+	maxPhys       = 64 << 30              // RAM the frame bitmap can cover
+	stackTop      = userHigh              // the first thread's stack grows down from here
+	stackLen      = 8 << 20
 )
 
 var (
@@ -26,9 +33,10 @@ var (
 	bitmapStore [maxPhys / mem.PageSize / 64]uint64
 	// ramTop is the end of the highest RAM range.
 	ramTop uint64
-	// memStats counts demand paging, for the console report.
+	// memStats counts demand paging, for diagnostics.
 	memStats struct {
 		faults, zeroed, released uint64
+		lazyBSSPages             uint64 // bss pages given back at boot
 	}
 )
 
@@ -43,12 +51,24 @@ func imageStart() uint64
 // kernel page tables (identity map of RAM, page 0 left unmapped so that
 // nil dereferences fault) and the empty user address space.
 func initMemory() {
-	frames.Init(bitmapStore[:])
 	if boot.nmem == 0 {
 		console.Print("kernel: no PVH memory map; assuming 64 MiB\n")
 		boot.memmap[0] = memmapEntry{Addr: 0, Size: 64 << 20, Type: e820RAM}
 		boot.nmem = 1
 	}
+	// The bitmap covers the highest RAM address in the memory map, so
+	// that the allocator never scans (nor touches) the rest of it.
+	top := uint64(0)
+	for i := 0; i < boot.nmem; i++ {
+		if e := boot.memmap[i]; e.Type == e820RAM && e.Addr+e.Size > top {
+			top = e.Addr + e.Size
+		}
+	}
+	words := (top/mem.PageSize + 63) / 64
+	if words == 0 || words > uint64(len(bitmapStore)) {
+		words = uint64(len(bitmapStore))
+	}
+	frames.Init(bitmapStore[:words])
 	for i := 0; i < boot.nmem; i++ {
 		e := boot.memmap[i]
 		if e.Type != e820RAM {
@@ -58,6 +78,12 @@ func initMemory() {
 		if e.Addr+e.Size > ramTop {
 			ramTop = e.Addr + e.Size
 		}
+	}
+	// The image's code and data must be in RAM; its bss may run past the
+	// end (its pages there are backed on demand, see releaseZeroBSS).
+	if bssStart() > ramTop {
+		console.Print("kernel: the image does not fit in RAM: give the machine more memory (-m)\n")
+		exitQEMU(3)
 	}
 	frames.Reserve(0, lowMem)
 	frames.Reserve(imageStart(), imageEnd())
@@ -70,40 +96,36 @@ func initMemory() {
 		if e.Type != e820RAM {
 			continue
 		}
-		start, end := e.Addr, e.Addr+e.Size
-		if start < mem.PageSize {
-			start = mem.PageSize // page 0 stays unmapped
-		}
-		start &^= mem.PageSize - 1
-		end = (end + mem.PageSize - 1) &^ (mem.PageSize - 1)
-		if end <= start {
-			continue
-		}
-		if err := pageTable.MapRange(start, start, end-start, mem.PTEWrite|mem.PTEGlobal); err != nil {
-			panicKernel("identity map", start)
+		start := e.Addr &^ (mem.PageSize - 1)
+		end := (e.Addr + e.Size + mem.PageSize - 1) &^ (mem.PageSize - 1)
+		if err := pageTable.MapRange(directMapBase+start, start, end-start, mem.PTEWrite|mem.PTEGlobal|noExec()); err != nil {
+			panicKernel("direct map", start)
 		}
 	}
-	// The image itself (in case the memory map left it out).
+	// The image, at its link addresses, in 4 KiB pages so that
+	// releaseZeroBSS can give back single pages (bss past the end of RAM
+	// is left to demand paging).
 	is, ie := imageStart(), (imageEnd()+mem.PageSize-1)&^(mem.PageSize-1)
-	for a := is; a < ie; a += mem.PageSize {
-		if _, _, ok := pageTable.Lookup(a); !ok {
-			pageTable.Map(a, a, mem.PTEWrite|mem.PTEGlobal)
+	for a := is; a < ie && a < ramTop; a += mem.PageSize {
+		if err := pageTable.Map(a, a, mem.PTEWrite|mem.PTEGlobal); err != nil {
+			panicKernel("image map", a)
 		}
 	}
 	cpu.WriteCR3(pageTable.Root)
+	physOffset = directMapBase // from now on physPtr goes through the direct map
 	space.Init(userLow, userHigh)
 }
 
-// mapDevice maps [phys, phys+size) uncached at the same virtual address,
-// for device registers (LAPIC, IOAPIC, PCI BARs).
+// mapDevice maps [phys, phys+size) uncached into the direct map, for
+// device registers (LAPIC, IOAPIC, PCI BARs).
 func mapDevice(phys, size uint64) error {
 	start := phys &^ (mem.PageSize - 1)
 	end := (phys + size + mem.PageSize - 1) &^ (mem.PageSize - 1)
 	for a := start; a < end; a += mem.PageSize {
-		if err := pageTable.Map(a, a, mem.PTEWrite|mem.PTENoCache|mem.PTEWriteThr|mem.PTENoExec); err != nil {
+		if err := pageTable.Map(directMapBase+a, a, mem.PTEWrite|mem.PTENoCache|mem.PTEWriteThr|noExec()); err != nil {
 			return err
 		}
-		invalidatePage(uintptr(a))
+		invalidatePage(uintptr(directMapBase + a))
 	}
 	return nil
 }
@@ -125,15 +147,112 @@ func pteFlags(prot uint8) uint64 {
 	if prot&mem.ProtWrite != 0 {
 		f |= mem.PTEWrite
 	}
-	if prot&mem.ProtExec == 0 && nxEnabled {
-		f |= mem.PTENoExec
+	if prot&mem.ProtExec == 0 {
+		f |= noExec()
 	}
 	return f
+}
+
+// noExec is the no-execute bit when the CPU has it.
+func noExec() uint64 {
+	if nxEnabled {
+		return mem.PTENoExec
+	}
+	return 0
+}
+
+// The image's bss is zero when QEMU loads it, and most of it may never be
+// touched (Go 1.26 links a 32 MiB bss buffer into every program that uses
+// crypto/rand, for instance). At boot the kernel gives back the frames of
+// every bss page still zero; the first touch, by the program or by the
+// kernel itself, maps a fresh zero page there instead.
+var lazyLo, lazyHi uint64 // the page-aligned part of bss that is demand-zero
+
+func bssStart() uint64
+
+func inLazyBSS(va uint64) bool { return va >= lazyLo && va < lazyHi }
+
+// releaseZeroBSS unmaps and frees the bss pages that are all zero, except
+// those the trap path touches before it can take a fault (the kernel
+// stacks, the XSAVE areas, the thread table).
+func releaseZeroBSS() {
+	lazyLo = (bssStart() + mem.PageSize - 1) &^ (mem.PageSize - 1)
+	lazyHi = imageEnd() &^ (mem.PageSize - 1)
+	// What the trap entry and exit (assembly) and the nested-fault path
+	// (trap -> faultIn -> allocZeroed) touch must stay resident: a fault
+	// there could not be taken.
+	k := func(p unsafe.Pointer, n uintptr) [2]uint64 { return [2]uint64{addrOf(p), uint64(n)} }
+	keep := [...][2]uint64{
+		k(unsafe.Pointer(&kernelStacks), unsafe.Sizeof(kernelStacks)),
+		k(unsafe.Pointer(&xsaveStore), unsafe.Sizeof(xsaveStore)),
+		k(unsafe.Pointer(&threads), unsafe.Sizeof(threads)),
+		k(unsafe.Pointer(&kernelTLS), unsafe.Sizeof(kernelTLS)),
+		k(unsafe.Pointer(&kernelG), unsafe.Sizeof(kernelG)),
+		k(unsafe.Pointer(&kernelFS), unsafe.Sizeof(kernelFS)),
+		k(unsafe.Pointer(&trapStackTop), unsafe.Sizeof(trapStackTop)),
+		k(unsafe.Pointer(&syscallSP), unsafe.Sizeof(syscallSP)),
+		k(unsafe.Pointer(&trapDepth), unsafe.Sizeof(trapDepth)),
+		k(unsafe.Pointer(&scratchAX), unsafe.Sizeof(scratchAX)),
+		k(unsafe.Pointer(&scratchBX), unsafe.Sizeof(scratchBX)),
+		k(unsafe.Pointer(&nestedXsave), unsafe.Sizeof(nestedXsave)),
+		k(unsafe.Pointer(&curXsave), unsafe.Sizeof(curXsave)),
+		k(unsafe.Pointer(&curFS), unsafe.Sizeof(curFS)),
+		k(unsafe.Pointer(&xcr0), unsafe.Sizeof(xcr0)),
+		k(unsafe.Pointer(&physOffset), unsafe.Sizeof(physOffset)),
+		k(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
+		k(unsafe.Pointer(&pageTable), unsafe.Sizeof(pageTable)),
+		k(unsafe.Pointer(&memStats), unsafe.Sizeof(memStats)),
+		k(unsafe.Pointer(&lazyLo), unsafe.Sizeof(lazyLo)),
+		k(unsafe.Pointer(&lazyHi), unsafe.Sizeof(lazyHi)),
+		k(unsafe.Pointer(&nxEnabled), unsafe.Sizeof(nxEnabled)),
+		k(unsafe.Pointer(&bitmapStore), uintptr(frames.Limit()/mem.PageSize/8)),
+	}
+	for _, k := range keep {
+		if k[0]+k[1] > ramTop {
+			console.Print("kernel: the kernel's own data does not fit in RAM: give the machine more memory (-m)\n")
+			exitQEMU(3)
+		}
+	}
+	released := 0
+page:
+	for p := lazyLo; p < lazyHi && p < ramTop; p += mem.PageSize {
+		for _, k := range keep {
+			if p+mem.PageSize > k[0] && p < k[0]+k[1] {
+				continue page
+			}
+		}
+		words := (*[mem.PageSize / 8]uint64)(virtPtr(p))
+		for _, w := range words {
+			if w != 0 {
+				continue page
+			}
+		}
+		frame, ok, err := pageTable.Unmap(p)
+		if err != nil || !ok {
+			continue
+		}
+		invalidatePage(uintptr(p))
+		frames.Release(frame)
+		released++
+	}
+	memStats.lazyBSSPages = uint64(released)
 }
 
 // faultIn backs the page holding va if a region allows the access. It
 // reports false for an address the program may not touch (a SIGSEGV).
 func faultIn(va uint64, write bool) (ok bool, accessErr bool) {
+	if inLazyBSS(va) {
+		if _, _, mapped := pageTable.Lookup(va &^ (mem.PageSize - 1)); !mapped {
+			frame, got := allocZeroed()
+			if !got {
+				console.Print("kernel: out of memory backing a bss page\n")
+				exitQEMU(3)
+			}
+			pageTable.Map(va&^(mem.PageSize-1), frame, mem.PTEWrite|mem.PTEGlobal|noExec())
+			memStats.faults++
+		}
+		return true, false
+	}
 	prot, found := space.Find(va)
 	if !found {
 		return false, false

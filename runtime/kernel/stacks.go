@@ -33,11 +33,17 @@ var (
 	kernelTLS [4]uintptr // kernelTLS[0] is -8(FS): &kernelG
 	kernelFS  uintptr    // FS base while in the kernel (&kernelTLS[1])
 	// trapStackTop is where SYSCALL and interrupt frames start (IST 1).
-	trapStackTop  uintptr
-	syscallSP     uintptr // scratch for syscallEntry
-	trapDepth     uint64  // nested trap entries (>1: a fault in the kernel)
-	startInfoPhys uint64  // EBX at the PVH entry
-	xcr0          uint32  // XSAVE components enabled; 0 = no XSAVE (FXSAVE)
+	trapStackTop uintptr
+	syscallSP    uintptr // scratch for syscallEntry
+	trapDepth    uint64  // nested trap entries (>1: a fault in the kernel)
+	// scratchAX and scratchBX hold registers while trapCommon moves an
+	// exception frame off the fault stack.
+	scratchAX, scratchBX uint64
+	// nestedXsave is the XSAVE area for the kernel's own extended state
+	// while it takes a fault (trapDepth 2).
+	nestedXsave   uintptr
+	startInfoPhys uint64 // EBX at the PVH entry
+	xcr0          uint32 // XSAVE components enabled; 0 = no XSAVE (FXSAVE)
 )
 
 func stacksBase() uintptr    { return (uintptr(unsafe.Pointer(&kernelStacks[0])) + 63) &^ 63 }

@@ -62,8 +62,9 @@ type thread struct {
 
 var (
 	threads [maxThreads]thread
-	// xsaveStore backs the XSAVE areas (aligned up to 64 inside).
-	xsaveStore [(maxThreads + 1) * xsaveSize]byte
+	// xsaveStore backs the XSAVE areas (aligned up to 64 inside): one per
+	// thread slot, then nestedXsave.
+	xsaveStore [(maxThreads + 2) * xsaveSize]byte
 	// current is the index of the thread on the CPU.
 	current int32
 	// runq is a FIFO of runnable threads linked through runNext.
@@ -82,6 +83,7 @@ func initThreads() {
 		threads[i] = thread{runNext: -1, waitFD: -1}
 		threads[i].xsave = base + uintptr(i)*xsaveSize
 	}
+	nestedXsave = base + maxThreads*xsaveSize
 	idle := &threads[0]
 	idle.state = threadRunnable
 	idle.frame = Frame{

@@ -31,7 +31,16 @@ var trapCount struct {
 // trapExit resumes whatever f then holds.
 func trap(f *Frame) {
 	if trapDepth > 1 {
-		kernelFault(f) // an exception inside the kernel itself
+		// The kernel faulted. The one fault it expects is the first touch
+		// of a bss page released at boot; anything else is a kernel bug.
+		if trapDepth == 2 && f.Vector == excPage {
+			if addr := cpu.ReadCR2(); inLazyBSS(addr) {
+				if ok, _ := faultIn(addr, true); ok {
+					return
+				}
+			}
+		}
+		kernelFault(f)
 	}
 	yield := false
 	switch v := f.Vector; {

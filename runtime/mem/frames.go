@@ -5,8 +5,20 @@ import (
 	"math/bits"
 )
 
-// ErrNoMemory reports that no free frame (or run of frames) was left.
-var ErrNoMemory = errors.New("mem: out of physical memory")
+// Errors are sentinel values, never built with fmt: the kernel calls this
+// package from trap handlers, where nothing may allocate.
+var (
+	// ErrNoMemory reports that no free frame (or run of frames) was left.
+	ErrNoMemory = errors.New("mem: out of physical memory")
+	// ErrBadRequest reports a contiguous allocation of no frames or with
+	// an alignment that is not a power of two of at least a page.
+	ErrBadRequest = errors.New("mem: bad contiguous allocation request")
+	// ErrNotOwned reports the release of a frame outside the bitmap or
+	// not page aligned.
+	ErrNotOwned = errors.New("mem: release of a frame the allocator does not own")
+	// ErrDoubleRelease reports the release of a frame that is free.
+	ErrDoubleRelease = errors.New("mem: double release of a frame")
+)
 
 // Frames is a physical page-frame allocator: one bit per 4 KiB frame,
 // set when the frame is free. Allocation scans from a moving hint, so
@@ -90,10 +102,10 @@ func (f *Frames) Alloc() (uint64, error) {
 // returns that address.
 func (f *Frames) AllocContiguous(count int, align uint64) (uint64, error) {
 	if count <= 0 {
-		return 0, errors.New("mem: contiguous allocation of no frames")
+		return 0, ErrBadRequest
 	}
 	if align < PageSize || align&(align-1) != 0 {
-		return 0, errors.New("mem: alignment is not a power of two of at least a page")
+		return 0, ErrBadRequest
 	}
 	step := align / PageSize
 	frames := uint64(len(f.bitmap)) * 64
@@ -121,10 +133,10 @@ func (f *Frames) isFree(n uint64) bool { return f.bitmap[n/64]&(1<<(n%64)) != 0 
 func (f *Frames) Release(phys uint64) error {
 	n := phys / PageSize
 	if phys%PageSize != 0 || n/64 >= uint64(len(f.bitmap)) {
-		return errors.New("mem: release of a frame the allocator does not own")
+		return ErrNotOwned
 	}
 	if f.isFree(n) {
-		return errors.New("mem: double release of a frame")
+		return ErrDoubleRelease
 	}
 	f.bitmap[n/64] |= 1 << (n % 64)
 	f.free++

@@ -2,7 +2,6 @@ package mem
 
 import (
 	"errors"
-	"fmt"
 )
 
 // Page-table entry bits (Intel SDM Vol. 3, §4.5, tables 4-15 to 4-20).
@@ -21,9 +20,16 @@ const (
 	pteAddrMask uint64 = 0x000ffffffffff000
 )
 
-// ErrHugeMapped reports a 4 KiB operation on an address that a 2 MiB page
-// already maps.
-var ErrHugeMapped = errors.New("mem: address is inside a huge page")
+var (
+	// ErrHugeMapped reports a 4 KiB operation on an address that a 2 MiB
+	// page already maps.
+	ErrHugeMapped = errors.New("mem: address is inside a huge page")
+	// ErrSmallMapped reports a 2 MiB mapping over 4 KiB pages.
+	ErrSmallMapped = errors.New("mem: 4 KiB pages are mapped there")
+	// ErrUnaligned reports an address that is not aligned to the page size
+	// of the operation.
+	ErrUnaligned = errors.New("mem: address not aligned to the page size")
+)
 
 // PageTable edits one four-level x86-64 page-table tree.
 type PageTable struct {
@@ -63,7 +69,7 @@ func (pt *PageTable) Init(frames *Frames, table func(phys uint64) *[512]uint64) 
 func (pt *PageTable) newTable() (uint64, error) {
 	phys, err := pt.frames.Alloc()
 	if err != nil {
-		return 0, fmt.Errorf("mem: page table: %w", err)
+		return 0, err
 	}
 	clear(pt.table(phys)[:])
 	return phys, nil
@@ -100,14 +106,14 @@ func (pt *PageTable) entry(va uint64, level int, create bool) (*uint64, int, err
 // added). It replaces an existing 4 KiB mapping.
 func (pt *PageTable) Map(va, pa, flags uint64) error {
 	if va%PageSize != 0 || pa%PageSize != 0 {
-		return fmt.Errorf("mem: map %#x -> %#x: not page aligned", va, pa)
+		return ErrUnaligned
 	}
 	e, l, err := pt.entry(va, 0, true)
 	if err != nil {
 		return err
 	}
 	if l != 0 {
-		return fmt.Errorf("mem: map %#x: %w", va, ErrHugeMapped)
+		return ErrHugeMapped
 	}
 	*e = pa | flags | PTEPresent
 	return nil
@@ -116,17 +122,17 @@ func (pt *PageTable) Map(va, pa, flags uint64) error {
 // MapHuge maps the 2 MiB page at va to pa.
 func (pt *PageTable) MapHuge(va, pa, flags uint64) error {
 	if va%HugePageSize != 0 || pa%HugePageSize != 0 {
-		return fmt.Errorf("mem: map huge %#x -> %#x: not 2 MiB aligned", va, pa)
+		return ErrUnaligned
 	}
 	e, l, err := pt.entry(va, 1, true)
 	if err != nil {
 		return err
 	}
 	if l != 1 {
-		return fmt.Errorf("mem: map huge %#x: %w", va, ErrHugeMapped)
+		return ErrHugeMapped
 	}
 	if *e&PTEPresent != 0 && *e&PTEHuge == 0 {
-		return fmt.Errorf("mem: map huge %#x: 4 KiB pages are mapped there", va)
+		return ErrSmallMapped
 	}
 	*e = pa | flags | PTEPresent | PTEHuge
 	return nil
@@ -161,7 +167,7 @@ func (pt *PageTable) Unmap(va uint64) (pa uint64, ok bool, err error) {
 		return 0, false, err
 	}
 	if l != 0 {
-		return 0, false, fmt.Errorf("mem: unmap %#x: %w", va, ErrHugeMapped)
+		return 0, false, ErrHugeMapped
 	}
 	if *e&PTEPresent == 0 {
 		return 0, false, nil

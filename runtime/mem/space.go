@@ -2,7 +2,6 @@ package mem
 
 import (
 	"errors"
-	"fmt"
 )
 
 // Protection bits of a region, as in mmap's PROT_* (Linux uapi).
@@ -85,7 +84,7 @@ func (s *Space) free(start, end uint64) bool {
 // range below the top of the window.
 func (s *Space) Choose(hint, length uint64) (uint64, error) {
 	if length == 0 || length%PageSize != 0 {
-		return 0, fmt.Errorf("mem: length %#x: %w", length, ErrBadRange)
+		return 0, ErrBadRange
 	}
 	if hint != 0 && hint%PageSize == 0 && hint >= s.low && hint+length <= s.high && hint+length > hint && s.free(hint, hint+length) {
 		return hint, nil
@@ -116,10 +115,10 @@ func (s *Space) Choose(hint, length uint64) (uint64, error) {
 func (s *Space) Insert(start, length uint64, prot uint8) error {
 	end := start + length
 	if start%PageSize != 0 || length%PageSize != 0 || length == 0 || end < start || start < s.low || end > s.high {
-		return fmt.Errorf("mem: insert [%#x, %#x): %w", start, end, ErrBadRange)
+		return ErrBadRange
 	}
 	if err := s.set(start, end, prot); err != nil {
-		return fmt.Errorf("mem: insert [%#x, %#x): %w", start, end, err)
+		return err
 	}
 	return nil
 }
@@ -138,7 +137,7 @@ func pageEnd(start, length uint64) (uint64, bool) {
 func (s *Space) Remove(start, length uint64) error {
 	end, ok := pageEnd(start, length)
 	if start%PageSize != 0 || !ok {
-		return fmt.Errorf("mem: remove [%#x, %#x): %w", start, start+length, ErrBadRange)
+		return ErrBadRange
 	}
 	// An empty range would otherwise split the region holding start in
 	// two equal halves.
@@ -146,7 +145,7 @@ func (s *Space) Remove(start, length uint64) error {
 		return nil
 	}
 	if err := s.cut(start, end); err != nil {
-		return fmt.Errorf("mem: remove [%#x, %#x): %w", start, end, err)
+		return err
 	}
 	return nil
 }
@@ -156,7 +155,7 @@ func (s *Space) Remove(start, length uint64) error {
 func (s *Space) Protect(start, length uint64, prot uint8) error {
 	end, ok := pageEnd(start, length)
 	if start%PageSize != 0 || !ok {
-		return fmt.Errorf("mem: protect [%#x, %#x): %w", start, start+length, ErrBadRange)
+		return ErrBadRange
 	}
 	// An empty range would otherwise become an empty region.
 	if start == end {
@@ -166,12 +165,12 @@ func (s *Space) Protect(start, length uint64, prot uint8) error {
 	a := start
 	for i := s.search(start); a < end; i++ {
 		if i >= s.n || s.regions[i].Start > a {
-			return fmt.Errorf("mem: protect [%#x, %#x): %w", start, end, ErrNotMapped)
+			return ErrNotMapped
 		}
 		a = s.regions[i].End
 	}
 	if err := s.set(start, end, prot); err != nil {
-		return fmt.Errorf("mem: protect [%#x, %#x): %w", start, end, err)
+		return err
 	}
 	return nil
 }
