@@ -5,7 +5,9 @@
 #   make run EXAMPLE=hello any other example (no network)
 #   make test              go vet, unit tests, fuzz seeds and QEMU boot tests
 #   make image EXAMPLE=x   build build/x.img from examples/x
-#   make bench             benchmarks
+#   make bench             benchmarks (go test -bench)
+#   make bench-linux       govirtio against the Linux guest driver on the same
+#                          QEMU tap backend, as ratios from one run (root)
 
 GO       ?= go
 EXAMPLE  ?= httpd
@@ -22,7 +24,7 @@ NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:
 MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
 
-.PHONY: run image test vet bench clean FORCE
+.PHONY: run image test vet bench bench-linux clean FORCE
 .SECONDARY:
 
 run: $(IMAGE)
@@ -48,6 +50,9 @@ test: vet
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-linux:
+	./bench/linux-compare.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,42 @@
+package network
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestConfigFromArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want func(Config) bool
+		err  bool
+	}{
+		{"no words means DHCP", nil, func(c Config) bool { return !c.Address.IsValid() }, false},
+		{"static address, gateway and two name servers",
+			[]string{"ip=10.0.2.15/24", "gw=10.0.2.2", "dns=10.0.2.3,1.1.1.1", "GODEBUG=x"},
+			func(c Config) bool {
+				return c.Address == netip.MustParsePrefix("10.0.2.15/24") && c.Gateway == netip.MustParseAddr("10.0.2.2") &&
+					len(c.DNS) == 2 && c.DNS[1] == netip.MustParseAddr("1.1.1.1")
+			}, false},
+		{"driver options", []string{"virtio_net.features=0x8000", "virtio_net.legacy=1", "virtio_net.intx=true", "virtio_net.queue=512"},
+			func(c Config) bool {
+				return c.Driver.FeatureMask == 0x8000 && c.Transport.ForceLegacy && c.Transport.NoMSIX && c.Driver.QueueSize == 512
+			}, false},
+		{"words without = and unknown keys are ignored", []string{"verbose", "port=80"}, func(c Config) bool { return !c.Address.IsValid() }, false},
+		{"a bad address is an error", []string{"ip=10.0.2.15"}, nil, true},
+		{"a bad name server is an error", []string{"dns=10.0.2.3,nope"}, nil, true},
+		{"a bad feature mask is an error", []string{"virtio_net.features=lots"}, nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ConfigFromArgs(tc.args)
+			if (err != nil) != tc.err {
+				t.Fatalf("error %v, want error %v", err, tc.err)
+			}
+			if err == nil && !tc.want(c) {
+				t.Errorf("got %+v", c)
+			}
+		})
+	}
+}
