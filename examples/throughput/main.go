@@ -12,6 +12,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"time"
 
 	"github.com/govirtio/govirtio/network"
 	_ "github.com/govirtio/govirtio/runtime/kernel"
@@ -42,15 +43,28 @@ func main() {
 		log.Fatalf("throughput: %v", err)
 	}
 	log.Printf("throughput: discard on port %d, zero source on port %d, at %s", discardPort, sourcePort, n.Address.Addr())
+	report := func(what string, start time.Time, bytes int64) {
+		d := time.Since(start)
+		log.Printf("throughput: %s %d bytes in %v (%.1f MB/s); driver %+v", what, bytes, d.Round(time.Millisecond),
+			float64(bytes)/1e6/d.Seconds(), n.Device.Stats())
+	}
 	go serve(source, func(c net.Conn) {
 		zeros := make([]byte, 256<<10)
+		start, sent := time.Now(), int64(0)
+		defer func() { report("sent", start, sent) }()
 		for {
-			if _, err := c.Write(zeros); err != nil {
+			m, err := c.Write(zeros)
+			sent += int64(m)
+			if err != nil {
 				return
 			}
 		}
 	})
-	serve(discard, func(c net.Conn) { io.Copy(io.Discard, c) })
+	serve(discard, func(c net.Conn) {
+		start := time.Now()
+		got, _ := io.Copy(io.Discard, c)
+		report("received", start, got)
+	})
 }
 
 func serve(ln net.Listener, handle func(net.Conn)) {
