@@ -45,8 +45,9 @@ func main() {
 	log.Printf("throughput: discard on port %d, zero source on port %d, at %s", discardPort, sourcePort, n.Address.Addr())
 	report := func(what string, start time.Time, bytes int64) {
 		d := time.Since(start)
-		log.Printf("throughput: %s %d bytes in %v (%.1f MB/s); driver %+v", what, bytes, d.Round(time.Millisecond),
-			float64(bytes)/1e6/d.Seconds(), n.Device.Stats())
+		tcp := n.Stack.Stats().TCP
+		log.Printf("throughput: %s %d bytes in %v (%.1f MB/s); tcp retransmits %d timeouts %d fast %d; driver %+v", what, bytes, d.Round(time.Millisecond),
+			float64(bytes)/1e6/d.Seconds(), tcp.Retransmits.Value(), tcp.Timeouts.Value(), tcp.FastRetransmit.Value(), n.Device.Stats())
 	}
 	go serve(source, func(c net.Conn) {
 		zeros := make([]byte, 256<<10)
