@@ -122,9 +122,42 @@ func (d *DMA) Phys(b []byte) (uint64, error) {
 	if (va&4095)+uintptr(len(b)) > 4096 {
 		return 0, ErrNotContiguous
 	}
+	if p, ok := walk(uint64(va)); ok {
+		return p, nil
+	}
+	// Not mapped yet (a page never touched): the kernel backs it.
 	p, _, e := syscall.RawSyscall(kernel.SysVirtToPhys, va, 0, 0)
 	if e != 0 {
 		return 0, fmt.Errorf("machine: physical address of %#x: %w", va, e)
 	}
 	return uint64(p), nil
+}
+
+// Page-table entry bits and layout (Intel SDM Vol. 3 §4.5).
+const (
+	ptePresent  = 1
+	pteHuge     = 1 << 7
+	pteAddrMask = 0x000f_ffff_ffff_f000
+)
+
+// walk translates va by reading the page tables directly: the program runs
+// in ring 0, CR3 is readable, and every table is RAM reachable through the
+// direct map. This keeps a system call off the RX refill and TX paths,
+// which translate every page they post. It reports false for an address
+// not mapped (yet).
+func walk(va uint64) (uint64, bool) {
+	table := cpu.ReadCR3() & pteAddrMask
+	for level := 3; level >= 0; level-- {
+		idx := (va >> (12 + 9*uint(level))) & 511
+		e := cpu.MMIORead64(uintptr(kernel.DirectMapBase + table + idx*8))
+		if e&ptePresent == 0 {
+			return 0, false
+		}
+		if level == 0 || (level <= 2 && e&pteHuge != 0) {
+			size := uint64(1) << (12 + 9*uint(level))
+			return e&pteAddrMask&^(size-1) | va&(size-1), true
+		}
+		table = e & pteAddrMask
+	}
+	return 0, false
 }

@@ -8,10 +8,12 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
 	"github.com/govirtio/govirtio/runtime/irq"
+	"github.com/govirtio/govirtio/runtime/kernel"
 	"github.com/govirtio/govirtio/runtime/machine"
 )
 
@@ -112,7 +114,7 @@ func spin() {
 // badAddress writes to an address in the kernel's half of the address
 // space that nothing maps.
 func badAddress() {
-	p := (*uint64)(unsafe.Pointer(uintptr(0xffff_8000_dead_0000)))
+	p := (*uint64)(unsafe.Pointer(uintptr(0xffff_e000_dead_0000)))
 	*p = 42
 }
 
@@ -165,6 +167,10 @@ func interrupts() {
 	}
 }
 
+// globalPage is a Go global (in the image's bss) whose address Phys must
+// translate too.
+var globalPage [64]byte
+
 // machineAccess checks DMA memory, address translation, register mapping
 // and port I/O against the real machine.
 func machineAccess() {
@@ -191,6 +197,12 @@ func machineAccess() {
 	check(err == nil && p != 0 && p%4096 == 0 && p < 1<<40, "Phys of a heap page: %#x, %v", p, err)
 	_, err = dma.Phys(page[off+4000 : off+4200])
 	check(err != nil, "Phys of a buffer across pages succeeded")
+	// Phys walks the page tables itself; the kernel's answer must agree.
+	for _, b := range [][]byte{page[off : off+4096], page[off+100 : off+200], globalPage[:]} {
+		p, err := dma.Phys(b)
+		kp, _, e := syscall.RawSyscall(kernel.SysVirtToPhys, uintptr(unsafe.Pointer(&b[0])), 0, 0)
+		check(err == nil && e == 0 && p == uint64(kp), "Phys %#x, %v; kernel says %#x, %v", p, err, kp, e)
+	}
 
 	// PCI host bridge at 00:00.0 through configuration mechanism #1.
 	var ports machine.Ports
