@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -80,4 +81,16 @@ func ConfigFromArgs(args []string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// StartFromArgs is ConfigFromArgs then Start, with progress messages to
+// logf (nil for none): what a program booted with `ip=... gw=...` or with
+// nothing (DHCP) on its command line calls first.
+func StartFromArgs(ctx context.Context, args []string, logf func(format string, args ...any)) (*Network, error) {
+	cfg, err := ConfigFromArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logf = logf
+	return Start(ctx, cfg)
 }

@@ -6,7 +6,7 @@
 // configures an address: from the kernel command line
 // (ip=10.0.2.15/24 gw=10.0.2.2 dns=10.0.2.3) or by DHCPv4.
 //
-//	n, err := network.Start(ctx, network.ConfigFromArgs(os.Args[1:]))
+//	n, err := network.StartFromArgs(ctx, os.Args[1:], log.Printf)
 //	ln, err := n.ListenTCP(80)
 //	http.Serve(ln, handler)
 //

@@ -17,12 +17,7 @@ const port = 7
 
 func main() {
 	log.SetFlags(0)
-	cfg, err := network.ConfigFromArgs(os.Args[1:])
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg.Logf = log.Printf
-	n, err := network.Start(context.Background(), cfg)
+	n, err := network.StartFromArgs(context.Background(), os.Args[1:], log.Printf)
 	if err != nil {
 		log.Fatalf("echo: %v", err)
 	}

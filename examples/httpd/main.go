@@ -32,12 +32,7 @@ import (
 func main() {
 	log.SetFlags(0)
 	start := time.Now()
-	cfg, err := network.ConfigFromArgs(os.Args[1:])
-	if err != nil {
-		log.Fatal(err)
-	}
-	cfg.Logf = log.Printf
-	n, err := network.Start(context.Background(), cfg)
+	n, err := network.StartFromArgs(context.Background(), os.Args[1:], log.Printf)
 	if err != nil {
 		log.Fatalf("httpd: %v", err)
 	}
