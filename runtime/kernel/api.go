@@ -55,9 +55,6 @@ func sysMapDeviceRange(phys, size uint64) int64 {
 	return 0
 }
 
-// dmaBytes counts memory handed out by SysAllocDMA.
-var dmaBytes uint64
-
 // sysAllocDMA takes size bytes of contiguous frames aligned to align.
 func sysAllocDMA(size, align uint64) int64 {
 	if size == 0 || size > 256<<20 {
@@ -75,7 +72,6 @@ func sysAllocDMA(size, align uint64) int64 {
 		return -eNOMEM
 	}
 	clear(unsafe.Slice((*byte)(physPtr(p)), n*mem.PageSize))
-	dmaBytes += n * mem.PageSize
 	return int64(p)
 }
 

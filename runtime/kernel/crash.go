@@ -22,12 +22,11 @@ import (
 // crashRecord is the fault being reported; it has the byte layout that
 // reportCrash decodes (see crashRecordCopy).
 type crashRecord struct {
-	frame  Frame
-	cr2    uint64
-	kernel uint64 // 1 when the fault was inside the kernel
-	ncode  uint64
-	code   [16]byte
-	why    [48]byte
+	frame Frame
+	cr2   uint64
+	ncode uint64
+	code  [16]byte
+	why   [48]byte
 }
 
 const crashTimeout = 3_000_000_000
@@ -42,7 +41,7 @@ func crashTrampolineAddr() uint64
 
 // crash reports a fatal fault in the program (the thread of f).
 func crash(f *Frame, why string, cr2 uint64) {
-	record(f, why, cr2, 0)
+	record(f, why, cr2)
 	if crashing || current == 0 {
 		exitQEMU(3)
 	}
@@ -57,7 +56,7 @@ func crash(f *Frame, why string, cr2 uint64) {
 // the program, as crash does, would run Go code at an arbitrary point of
 // the interrupted kernel path.)
 func kernelFault(f *Frame) {
-	record(f, "fault inside the kernel", readCR2IfPF(f), 1)
+	record(f, "fault inside the kernel", readCR2IfPF(f))
 	exitQEMU(3)
 }
 
@@ -82,8 +81,8 @@ func readCR2IfPF(f *Frame) uint64 {
 
 // record keeps the crash and prints what the kernel can print without
 // allocating: vector, error code, CR2, registers, code bytes.
-func record(f *Frame, why string, cr2, kernel uint64) {
-	crashRec = crashRecord{frame: *f, cr2: cr2, kernel: kernel}
+func record(f *Frame, why string, cr2 uint64) {
+	crashRec = crashRecord{frame: *f, cr2: cr2}
 	copy(crashRec.why[:], why)
 	// The code bytes, if the page is mapped (never fault here).
 	for i := range crashRec.code {
@@ -146,19 +145,19 @@ func crashRecordCopy(buf, n uint64) int64 {
 	b := userBytes(buf, crashRecordSize)
 	f := &crashRec.frame
 	for i, v := range [...]uint64{
-		f.Vector, f.ErrorCode, crashRec.cr2, crashRec.kernel, f.RIP, f.RSP, f.RFLAGS,
+		f.Vector, f.ErrorCode, crashRec.cr2, f.RIP, f.RSP, f.RFLAGS,
 		f.RAX, f.RBX, f.RCX, f.RDX, f.RSI, f.RDI, f.RBP,
 		f.R8, f.R9, f.R10, f.R11, f.R12, f.R13, f.R14, f.R15, crashRec.ncode,
 	} {
 		le.PutUint64(b[i*8:], v)
 	}
-	copy(b[23*8:], crashRec.code[:])
-	copy(b[23*8+16:], crashRec.why[:])
+	copy(b[22*8:], crashRec.code[:])
+	copy(b[22*8+16:], crashRec.why[:])
 	return crashRecordSize
 }
 
 // crashRecordSize is the byte size of the record reportCrash reads.
-const crashRecordSize = 23*8 + 16 + 48
+const crashRecordSize = 22*8 + 16 + 48
 
 // checkCrashTimeout stops the machine when the report never finished.
 func checkCrashTimeout(now int64) {

@@ -310,10 +310,6 @@ func eventfdWrite(f *file, fd int64, buf, n uint64) int64 {
 	return 8
 }
 
-// irqRead is eventfdRead for interrupt files: the count of interrupts
-// since the last read.
-func irqRead(f *file, fd int64, buf, n uint64) int64 { return eventfdRead(f, fd, buf, n) }
-
 // openDevice opens the interrupt files:
 //
 //   - /dev/irq/N: vector N (vectorMSIFirst..vectorMSILast), for MSI and
@@ -384,11 +380,7 @@ func deviceInterrupt(v uint64) {
 			return
 		}
 	}
-	irqUnclaimed++
 }
-
-// irqUnclaimed counts interrupts on vectors nobody opened.
-var irqUnclaimed uint64
 
 // irqRearm unmasks an INTx line (a write to its file).
 func irqRearm(f *file) int64 {

@@ -33,11 +33,6 @@ var (
 	bitmapStore [maxPhys / mem.PageSize / 64]uint64
 	// ramTop is the end of the highest RAM range.
 	ramTop uint64
-	// memStats counts demand paging, for diagnostics.
-	memStats struct {
-		faults, zeroed, released uint64
-		lazyBSSPages             uint64 // bss pages given back at boot
-	}
 )
 
 // imageEnd returns the physical address just past the loaded image (the
@@ -137,7 +132,6 @@ func allocZeroed() (uint64, bool) {
 		return 0, false
 	}
 	clear((*[mem.PageSize]byte)(physPtr(p))[:])
-	memStats.zeroed++
 	return p, true
 }
 
@@ -201,7 +195,6 @@ func releaseZeroBSS() {
 		k(unsafe.Pointer(&physOffset), unsafe.Sizeof(physOffset)),
 		k(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
 		k(unsafe.Pointer(&pageTable), unsafe.Sizeof(pageTable)),
-		k(unsafe.Pointer(&memStats), unsafe.Sizeof(memStats)),
 		k(unsafe.Pointer(&lazyLo), unsafe.Sizeof(lazyLo)),
 		k(unsafe.Pointer(&lazyHi), unsafe.Sizeof(lazyHi)),
 		k(unsafe.Pointer(&nxEnabled), unsafe.Sizeof(nxEnabled)),
@@ -213,7 +206,6 @@ func releaseZeroBSS() {
 			exitQEMU(3)
 		}
 	}
-	released := 0
 page:
 	for p := lazyLo; p < lazyHi && p < ramTop; p += mem.PageSize {
 		for _, k := range keep {
@@ -233,9 +225,7 @@ page:
 		}
 		invalidatePage(uintptr(p))
 		frames.Release(frame)
-		released++
 	}
-	memStats.lazyBSSPages = uint64(released)
 }
 
 // faultIn backs the page holding va if a region allows the access. It
@@ -249,7 +239,6 @@ func faultIn(va uint64, write bool) (ok bool, accessErr bool) {
 				exitQEMU(3)
 			}
 			pageTable.Map(va&^(mem.PageSize-1), frame, mem.PTEWrite|mem.PTEGlobal|noExec())
-			memStats.faults++
 		}
 		return true, false
 	}
@@ -276,7 +265,6 @@ func faultIn(va uint64, write bool) (ok bool, accessErr bool) {
 		frames.Release(frame)
 		return false, false
 	}
-	memStats.faults++
 	return true, false
 }
 
@@ -319,7 +307,6 @@ func releaseRange(start, end uint64) {
 		}
 		invalidatePage(uintptr(p))
 		frames.Release(frame)
-		memStats.released++
 	}
 }
 

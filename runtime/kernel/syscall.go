@@ -10,69 +10,62 @@ import (
 
 // Linux x86-64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl).
 const (
-	sysRead           = 0
-	sysWrite          = 1
-	sysOpen           = 2
-	sysClose          = 3
-	sysFstat          = 5
-	sysMmap           = 9
-	sysMprotect       = 10
-	sysMunmap         = 11
-	sysRtSigaction    = 13
-	sysRtSigprocmask  = 14
-	sysRtSigreturn    = 15
-	sysIoctl          = 16
-	sysPread64        = 17
-	sysSchedYield     = 24
-	sysMadvise        = 28
-	sysNanosleep      = 35
-	sysGetpid         = 39
-	sysClone          = 56
-	sysExit           = 60
-	sysUname          = 63
-	sysFcntl          = 72
-	sysReadlink       = 89
-	sysGettimeofday   = 96
-	sysGetrlimit      = 97
-	sysGetuid         = 102
-	sysGetgid         = 104
-	sysGeteuid        = 107
-	sysGetegid        = 108
-	sysGetppid        = 110
-	sysSigaltstack    = 131
-	sysPrctl          = 157
-	sysArchPrctl      = 158
-	sysGettid         = 186
-	sysTkill          = 200
-	sysTime           = 201
-	sysFutex          = 202
-	sysSchedGetaff    = 204
-	sysEpollCreate    = 213
-	sysClockGettime   = 228
-	sysClockGetres    = 229
-	sysClockNanosleep = 230
-	sysExitGroup      = 231
-	sysEpollWait      = 232
-	sysEpollCtl       = 233
-	sysTgkill         = 234
-	sysOpenat         = 257
-	sysNewfstatat     = 262
-	sysReadlinkat     = 267
-	sysEpollPwait     = 281
-	sysEventfd2       = 290
-	sysEpollCreate1   = 291
-	sysPipe2          = 293
-	sysPrlimit64      = 302
-	sysGetrandom      = 318
-	sysRseq           = 334
-	sysEpollPwait2    = 441
-	// govirtio's own calls (see api.go).
-	sysCrashReport     = SysCrashReport
-	sysSelfIPI         = SysSelfIPI
-	sysMapDevice       = SysMapDevice
-	sysAPICID          = SysAPICID
-	sysAllocDMAnr      = SysAllocDMA
-	sysVirtToPhysN     = SysVirtToPhys
+	sysRead            = 0
+	sysWrite           = 1
+	sysOpen            = 2
+	sysClose           = 3
+	sysFstat           = 5
+	sysMmap            = 9
+	sysMprotect        = 10
+	sysMunmap          = 11
+	sysRtSigaction     = 13
+	sysRtSigprocmask   = 14
+	sysRtSigreturn     = 15
+	sysIoctl           = 16
+	sysPread64         = 17
+	sysSchedYield      = 24
+	sysMadvise         = 28
+	sysNanosleep       = 35
+	sysGetpid          = 39
+	sysClone           = 56
+	sysExit            = 60
+	sysUname           = 63
+	sysFcntl           = 72
+	sysReadlink        = 89
+	sysGettimeofday    = 96
+	sysGetrlimit       = 97
+	sysGetuid          = 102
+	sysGetgid          = 104
+	sysGeteuid         = 107
+	sysGetegid         = 108
+	sysGetppid         = 110
+	sysSigaltstack     = 131
+	sysPrctl           = 157
+	sysArchPrctl       = 158
+	sysGettid          = 186
+	sysTkill           = 200
+	sysTime            = 201
+	sysFutex           = 202
+	sysSchedGetaff     = 204
+	sysEpollCreate     = 213
+	sysClockGettime    = 228
+	sysClockGetres     = 229
+	sysClockNanosleep  = 230
+	sysExitGroup       = 231
+	sysEpollWait       = 232
+	sysEpollCtl        = 233
+	sysTgkill          = 234
+	sysOpenat          = 257
+	sysNewfstatat      = 262
+	sysReadlinkat      = 267
+	sysEpollPwait      = 281
+	sysEventfd2        = 290
+	sysEpollCreate1    = 291
+	sysPipe2           = 293
+	sysPrlimit64       = 302
+	sysGetrandom       = 318
+	sysRseq            = 334
+	sysEpollPwait2     = 441
 	maxSyscallReported = 512
 )
 
@@ -92,7 +85,7 @@ var le = binary.LittleEndian
 // give up the CPU.
 func doSyscall(f *Frame) (yield bool) {
 	nr := f.RAX
-	a0, a1, a2, a3, a4, a5 := f.RDI, f.RSI, f.RDX, f.R10, f.R8, f.R9
+	a0, a1, a2, a3, a4 := f.RDI, f.RSI, f.RDX, f.R10, f.R8
 	var r int64
 	switch nr {
 	case sysRead:
@@ -202,21 +195,21 @@ func doSyscall(f *Frame) (yield bool) {
 		r = epollWait(int64(a0), a1, int64(a2), int64(int32(a3)))
 	case sysEventfd2:
 		r = eventfdCreate(a0, a1)
-	case sysCrashReport:
+	case SysCrashReport:
 		r = crashRecordCopy(a0, a1)
-	case sysSelfIPI:
+	case SysSelfIPI:
 		if a0 < vectorMSIFirst || a0 > vectorMSILast {
 			r = -eINVAL
 			break
 		}
 		selfIPI(uint8(a0)) // taken as soon as interrupts are on again
-	case sysMapDevice:
+	case SysMapDevice:
 		r = sysMapDeviceRange(a0, a1)
-	case sysAPICID:
+	case SysAPICID:
 		r = int64(lapicIDValue())
-	case sysAllocDMAnr:
+	case SysAllocDMA:
 		r = sysAllocDMA(a0, a1)
-	case sysVirtToPhysN:
+	case SysVirtToPhys:
 		r = sysVirtToPhys(a0)
 	case sysRseq:
 		r = -eNOSYS
@@ -233,7 +226,6 @@ func doSyscall(f *Frame) (yield bool) {
 		return false
 	}
 	f.RAX = uint64(r)
-	_ = a5
 	return yield
 }
 
@@ -281,10 +273,8 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 	switch f.kind {
 	case fileConsole:
 		return 0 // no input: end of file
-	case fileEventfd:
+	case fileEventfd, fileIRQ: // an IRQ file reads like an eventfd: the count since the last read
 		return eventfdRead(f, fd, buf, n)
-	case fileIRQ:
-		return irqRead(f, fd, buf, n)
 	}
 	return -eINVAL
 }
@@ -463,12 +453,12 @@ func sysArchPrctlFS(code, addr uint64) int64 {
 	return -eINVAL
 }
 
-// Clone flags Go uses (it always passes these, plus CLONE_SETTLS).
+// Clone flags (include/uapi/linux/sched.h); Go always passes 0xd0f00,
+// which includes the first two, plus CLONE_SETTLS.
 const (
-	cloneVM      = 0x100
-	cloneThread  = 0x10000
-	cloneSettls  = 0x80000
-	maxCloneBits = 0xd0f00 | cloneSettls
+	cloneVM     = 0x100
+	cloneThread = 0x10000
+	cloneSettls = 0x80000
 )
 
 func sysCloneThread(f *Frame, flags, stack, tls uint64) int64 {
@@ -501,7 +491,6 @@ func sysCloneThread(f *Frame, flags, stack, tls uint64) int64 {
 func exitThread() {
 	t := &threads[current]
 	t.state = threadFree
-	liveThreads--
 }
 
 func sysAffinity(size, mask uint64) int64 {

@@ -39,7 +39,6 @@ func setupKernel(t *testing.T) *testKernel {
 	sigactions = [nsig + 1]sigactionT{}
 	files = [maxFiles]file{}
 	runqHead, runqTail = -1, -1
-	liveThreads = 0
 	tscMult = 1 << 32 // 1 ns per TSC tick
 	initThreads()
 	initFiles()
@@ -223,7 +222,6 @@ func TestSignalState(t *testing.T) {
 func TestKillWakesBlockedThread(t *testing.T) {
 	setupKernel(t)
 	target := current
-	call(sysNanosleep+0, 0) // bad pointer: -EFAULT, does not block
 	threads[target].state = threadBlocked
 	threads[target].wait = waitSleep
 	other := newThread()

@@ -69,8 +69,6 @@ var (
 	current int32
 	// runq is a FIFO of runnable threads linked through runNext.
 	runqHead, runqTail int32 = -1, -1
-	// nthreads counts threads ever created, for tids.
-	liveThreads int
 	// The current thread's FS base and XSAVE area, read by trapExit.
 	curFS    uint64
 	curXsave uintptr
@@ -105,7 +103,6 @@ func newThread() int32 {
 			t := &threads[i]
 			x := t.xsave
 			*t = thread{runNext: -1, waitFD: -1, xsave: x, tid: i + 1}
-			liveThreads++
 			return i
 		}
 	}

@@ -21,11 +21,6 @@ const (
 // timerDeadline is the nanotime the LAPIC one-shot is set to fire at.
 var timerDeadline int64
 
-// trapCount counts every kernel entry by kind, for diagnostics.
-var trapCount struct {
-	syscalls, timer, device, faults, spurious uint64
-}
-
 // trap is called by trapCommon for every kernel entry, on a kernel stack,
 // with interrupts off. f is the interrupted context; when trap returns,
 // trapExit resumes whatever f then holds.
@@ -45,20 +40,15 @@ func trap(f *Frame) {
 	yield := false
 	switch v := f.Vector; {
 	case v == vectorSyscall:
-		trapCount.syscalls++
 		yield = doSyscall(f)
 	case v == vectorTimer:
-		trapCount.timer++
 		timerArmed = false
 		eoi()
 		yield = true
 	case v == vectorSpurious || (v >= picBase && v < picBase+16):
-		trapCount.spurious++
 	case v < 32:
-		trapCount.faults++
 		exception(f)
 	default:
-		trapCount.device++
 		eoi()
 		deviceInterrupt(v)
 	}

@@ -60,9 +60,8 @@ func (r *Registers) Write64(off uint64, v uint64) { cpu.MMIOWrite64(r.at(off, 8)
 // Go heap buffer posted for zero-copy receive. Memory from Alloc is never
 // freed: rings and headers live as long as their device.
 type DMA struct {
-	mu     sync.Mutex
-	chunk  []byte // the rest of the current 64 KiB chunk, for small allocations
-	allocd uint64 // bytes handed out, for diagnostics
+	mu    sync.Mutex
+	chunk []byte // the rest of the current 64 KiB chunk, for small allocations
 }
 
 const dmaChunk = 64 << 10
@@ -79,7 +78,6 @@ func (d *DMA) Alloc(size, align int) ([]byte, uint64, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.allocd += uint64(size)
 	if size > dmaChunk/4 || align > 4096 {
 		return allocFrames(size, align)
 	}
