@@ -102,6 +102,16 @@ func TestHTTPOverVirtioNet(t *testing.T) {
 					t.Errorf("counter not zero: want %s in %s", drop, vars)
 				}
 			}
+			// Packets reach the program through interrupts that wake its
+			// threads, including from a halted CPU.
+			var kv struct {
+				Kernel struct{ InterruptWakes, IdleWakeups uint64 }
+			}
+			if err := json.Unmarshal([]byte(vars), &kv); err != nil {
+				t.Errorf("/debug/vars: %v", err)
+			} else if kv.Kernel.InterruptWakes == 0 || kv.Kernel.IdleWakeups == 0 {
+				t.Errorf("kernel counters %+v: interrupts woke no thread", kv.Kernel)
+			}
 			t.Logf("%s: serving %v after start, first answer %v; %d MiB down %.1f MB/s, up %.1f MB/s",
 				c.name, firstAnswer.Round(time.Millisecond), answered.Round(time.Millisecond), n>>20, down, up)
 		})

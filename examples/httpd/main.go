@@ -2,7 +2,8 @@
 // listener on the virtio-net driver.
 //
 //	GET  /             the driver's negotiated features and link state
-//	GET  /debug/vars   expvar, with the driver's counters under "virtionet"
+//	GET  /debug/vars   expvar: the driver's counters under "virtionet", the
+//	                   kernel's under "kernel"
 //	GET  /bytes?n=N    N bytes of a repeating pattern
 //	POST /sha256       the hex SHA-256 of the request body
 //
@@ -26,7 +27,7 @@ import (
 
 	"github.com/govirtio/govirtio/driver/virtionet"
 	"github.com/govirtio/govirtio/network"
-	_ "github.com/govirtio/govirtio/runtime/kernel"
+	"github.com/govirtio/govirtio/runtime/kernel"
 )
 
 func main() {
@@ -50,6 +51,13 @@ func main() {
 	}
 	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
 	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+	expvar.Publish("kernel", expvar.Func(func() any {
+		s, err := kernel.ReadStats()
+		if err != nil {
+			return err.Error()
+		}
+		return s
+	}))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

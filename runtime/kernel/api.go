@@ -27,6 +27,9 @@ const (
 	// SysVirtToPhys(va) backs the page holding va if needed and returns
 	// the physical address va maps to.
 	SysVirtToPhys = 0x677b
+	// SysKernelStats(buf, size) copies the kernel's counters (Stats) to
+	// buf; see ReadStats.
+	SysKernelStats = 0x677c
 )
 
 // Interrupt vectors programs may use (see openDevice).

@@ -222,8 +222,9 @@ func epollWait(epfd int64, buf uint64, max int64, timeoutMS int64) int64 {
 }
 
 // fdReady records that fd may have become ready and wakes the threads
-// waiting for it, directly (a blocking read) or through epoll.
-func fdReady(fd int64) {
+// waiting for it, directly (a blocking read) or through epoll. It returns
+// how many threads it woke.
+func fdReady(fd int64) int {
 	for i := range files {
 		if files[i].kind == fileEpoll {
 			for j := range files[i].regs {
@@ -233,18 +234,22 @@ func fdReady(fd int64) {
 			}
 		}
 	}
+	n := 0
 	for i := int32(1); i < maxThreads; i++ {
 		t := &threads[i]
 		if t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
-			if f := fileFor(fd); f != nil && f.counter > 0 {
-				wake(i, takeCount(f, t.epEvents))
+			if f := fileFor(fd); f != nil && f.counter > 0 && wake(i, takeCount(f, t.epEvents)) {
+				n++
 			}
 		}
 	}
-	wakeEpollWaiters()
+	return n + wakeEpollWaiters()
 }
 
-func wakeEpollWaiters() {
+// wakeEpollWaiters wakes the epoll waiters that have events to report and
+// returns how many it woke.
+func wakeEpollWaiters() int {
+	woken := 0
 	for i := int32(1); i < maxThreads; i++ {
 		t := &threads[i]
 		if t.state != threadBlocked || t.wait != waitEpoll {
@@ -255,10 +260,11 @@ func wakeEpollWaiters() {
 			wake(i, -eBADF)
 			continue
 		}
-		if n := collect(ep, t.epEvents, int64(t.epMax)); n > 0 {
-			wake(i, n)
+		if n := collect(ep, t.epEvents, int64(t.epMax)); n > 0 && wake(i, n) {
+			woken++
 		}
 	}
+	return woken
 }
 
 func eventfdCreate(initval, flags uint64) int64 {
@@ -369,17 +375,21 @@ func parseSuffix(name []byte, prefix string) (int, bool) {
 
 // deviceInterrupt counts interrupt vector v on its file and wakes its
 // waiters; a level-triggered line is masked until the program re-arms it.
-func deviceInterrupt(v uint64) {
+// It returns how many threads it woke.
+func deviceInterrupt(v uint64) int {
+	stats.DeviceInterrupts++
 	for fd := range files {
 		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
 			f.counter++
 			if f.gsi >= 0 {
 				routeGSI(int(f.gsi), true)
 			}
-			fdReady(int64(fd))
-			return
+			n := fdReady(int64(fd))
+			stats.InterruptWakes += uint64(n)
+			return n
 		}
 	}
+	return 0
 }
 
 // irqRearm unmasks an INTx line (a write to its file).

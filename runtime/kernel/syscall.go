@@ -85,6 +85,7 @@ var le = binary.LittleEndian
 // give up the CPU.
 func doSyscall(f *Frame) (yield bool) {
 	nr := f.RAX
+	stats.Syscalls++
 	a0, a1, a2, a3, a4 := f.RDI, f.RSI, f.RDX, f.R10, f.R8
 	var r int64
 	switch nr {
@@ -211,6 +212,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysAllocDMA(a0, a1)
 	case SysVirtToPhys:
 		r = sysVirtToPhys(a0)
+	case SysKernelStats:
+		r = sysKernelStats(a0, a1)
 	case sysRseq:
 		r = -eNOSYS
 	default:

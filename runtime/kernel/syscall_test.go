@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"strconv"
 	"testing"
 	"unsafe"
 
@@ -76,6 +77,15 @@ func call(nr uint64, args ...uint64) (*Frame, int64) {
 }
 
 var le64 = binary.LittleEndian
+
+// cstring puts s, NUL-terminated, off bytes into the user memory and
+// returns its address.
+func (k *testKernel) cstring(off uint64, s string) uint64 {
+	va, b := k.at(off, len(s)+1)
+	copy(b, s)
+	b[len(s)] = 0
+	return va
+}
 
 func TestFutex(t *testing.T) {
 	k := setupKernel(t)
@@ -414,5 +424,95 @@ func TestDaysFromCivil(t *testing.T) {
 		if got := daysFromCivil(tc.y, tc.m, tc.d); got != tc.want {
 			t.Errorf("daysFromCivil(%d-%d-%d) = %d, want %d", tc.y, tc.m, tc.d, got, tc.want)
 		}
+	}
+}
+
+// An interrupt that wakes a thread while the CPU idles hands the CPU to
+// that thread when the trap returns: no timer tick stands in between.
+func TestInterruptOnIdleCPURunsWokenThreadAtOnce(t *testing.T) {
+	k := setupKernel(t)
+	stats = Stats{}
+	irq := vectorMSIFirst + 3
+	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(irq)), oNonblock)
+	_, ep := call(sysEpollCreate1, 0)
+	ev, evb := k.at(64, 12)
+	le64.PutUint32(evb, epollIn|epollET)
+	if _, r := call(sysEpollCtl, uint64(ep), epollCtlAdd, uint64(fd), ev); r != 0 {
+		t.Fatalf("epoll_ctl add returned %d", r)
+	}
+	out, _ := k.at(256, 12*4)
+	call(sysEpollPwait, uint64(ep), out, 4, 0) // consume the initial edge
+	waiter := current
+	call(sysEpollPwait, uint64(ep), out, 4, ^uint64(0))
+	if threads[waiter].state != threadBlocked {
+		t.Fatal("epoll_pwait with nothing ready did not block")
+	}
+	// Nothing else to run: the idle thread takes the CPU.
+	f := &Frame{RIP: 0x401000}
+	schedule(f, false)
+	if current != 0 {
+		t.Fatalf("thread %d runs, want the idle thread", current)
+	}
+	yield := deviceTrap(uint64(irq))
+	schedule(f, yield)
+	if current != waiter || threads[waiter].state != threadRunning {
+		t.Fatalf("after the interrupt thread %d runs (waiter %d state %d), want the waiter", current, waiter, threads[waiter].state)
+	}
+	if f.RAX != 1 {
+		t.Errorf("epoll_pwait returned %d events, want 1", int64(f.RAX))
+	}
+	if stats.DeviceInterrupts != 1 || stats.InterruptWakes != 1 || stats.IdleWakeups != 1 {
+		t.Errorf("stats %+v, want one interrupt, one interrupt wake, one idle wakeup", stats)
+	}
+}
+
+// A thread an interrupt wakes preempts the running thread, which goes to
+// the back of the run queue; an interrupt nobody waits for preempts
+// nothing.
+func TestInterruptWakePreemptsRunningThread(t *testing.T) {
+	k := setupKernel(t)
+	stats = Stats{}
+	irq := vectorMSIFirst + 4
+	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(irq)), 0)
+	waiter := current
+	buf, _ := k.at(128, 8)
+	call(sysRead, uint64(fd), buf, 8)
+	if threads[waiter].state != threadBlocked {
+		t.Fatal("blocking read of an interrupt file did not block")
+	}
+	busy := newThread()
+	current = busy
+	threads[busy].state = threadRunning
+	f := &Frame{RIP: 0x401000}
+	if deviceTrap(uint64(irq + 1)) {
+		t.Error("an interrupt on a vector nobody opened asked to preempt")
+	}
+	schedule(f, deviceTrap(uint64(irq)))
+	if current != waiter || f.RAX != 8 {
+		t.Fatalf("thread %d runs (read returned %d), want the woken reader %d", current, int64(f.RAX), waiter)
+	}
+	if threads[busy].state != threadRunnable || runqHead != busy {
+		t.Errorf("the preempted thread is not queued to run next")
+	}
+	if stats.IdleWakeups != 0 || stats.InterruptWakes != 1 || stats.DeviceInterrupts != 2 {
+		t.Errorf("stats %+v", stats)
+	}
+}
+
+// The idle thread never keeps the CPU from a runnable thread, whatever
+// made it runnable.
+func TestIdleGivesWayWithoutPreemption(t *testing.T) {
+	setupKernel(t)
+	th := current
+	threads[th].state = threadBlocked
+	f := &Frame{RIP: 0x401000}
+	schedule(f, false)
+	if current != 0 {
+		t.Fatalf("thread %d runs, want the idle thread", current)
+	}
+	wake(th, 42)
+	schedule(f, false)
+	if current != th || f.RAX != 42 {
+		t.Errorf("thread %d runs (rax %d), want thread %d with 42", current, f.RAX, th)
 	}
 }

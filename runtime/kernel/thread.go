@@ -136,23 +136,26 @@ func block(wait uint32, deadline int64) {
 }
 
 // wake makes a blocked thread runnable with result as its system call's
-// return value.
-func wake(i int32, result int64) {
+// return value; it reports whether the thread was blocked.
+func wake(i int32, result int64) bool {
 	t := &threads[i]
 	if t.state != threadBlocked {
-		return
+		return false
 	}
 	t.frame.RAX = uint64(result)
 	makeRunnable(i)
+	return true
 }
 
 // schedule picks the thread to run next and, when it is another one,
 // switches f (the frame trap returns through) to it. The current thread
 // goes to the back of the queue if it is still runnable (preempt set) or
-// keeps the CPU otherwise.
+// keeps the CPU otherwise. The idle thread never keeps it from a runnable
+// thread: a thread woken while the CPU halts runs as soon as trap returns,
+// not at the next timer interrupt.
 func schedule(f *Frame, preempt bool) {
 	cur := &threads[current]
-	if cur.state == threadRunning && !preempt {
+	if cur.state == threadRunning && !preempt && current != 0 {
 		return
 	}
 	if cur.state == threadRunning {

@@ -42,6 +42,7 @@ func trap(f *Frame) {
 	case v == vectorSyscall:
 		yield = doSyscall(f)
 	case v == vectorTimer:
+		stats.TimerInterrupts++
 		timerArmed = false
 		eoi()
 		yield = true
@@ -50,7 +51,7 @@ func trap(f *Frame) {
 		exception(f)
 	default:
 		eoi()
-		deviceInterrupt(v)
+		yield = deviceTrap(v)
 	}
 	now := nanotime()
 	checkCrashTimeout(now)
@@ -58,6 +59,20 @@ func trap(f *Frame) {
 	schedule(f, yield)
 	deliverPending(f)
 	rearmTimer(now, next)
+}
+
+// deviceTrap handles device interrupt v and reports whether the thread it
+// interrupted should give up the CPU. A thread a device woke is waiting
+// for I/O: it runs now, ahead of the interrupted one (as Linux's wakeup
+// preemption would let it), and soon blocks again.
+func deviceTrap(v uint64) (yield bool) {
+	if deviceInterrupt(v) == 0 {
+		return false
+	}
+	if current == 0 {
+		stats.IdleWakeups++
+	}
+	return true
 }
 
 // rearmTimer keeps a one-shot pending for the nearest of: the next wait

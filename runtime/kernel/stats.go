@@ -1,0 +1,61 @@
+package kernel
+
+import "syscall"
+
+// Stats are the kernel's event counters. They only grow; a program reads
+// them with ReadStats (httpd publishes them under /debug/vars).
+type Stats struct {
+	// DeviceInterrupts counts interrupts from devices (MSI, MSI-X, INTx).
+	DeviceInterrupts uint64
+	// InterruptWakes counts threads a device interrupt made runnable: the
+	// wakes that deliver packets without waiting for a timer.
+	InterruptWakes uint64
+	// IdleWakeups counts device interrupts that found the CPU halted and
+	// handed it straight to the thread they woke.
+	IdleWakeups uint64
+	// TimerInterrupts counts LAPIC timer interrupts (time slices and
+	// deadlines).
+	TimerInterrupts uint64
+	// Syscalls counts system calls.
+	Syscalls uint64
+}
+
+// stats is written by the kernel only, with interrupts off.
+var stats Stats
+
+// statsWords is how many counters SysKernelStats copies out.
+const statsWords = 5
+
+// words lists the counters in the order SysKernelStats copies them.
+func (s *Stats) words() [statsWords]*uint64 {
+	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls}
+}
+
+// ReadStats returns a snapshot of the kernel's counters. It is ordinary Go
+// code, called by the program.
+func ReadStats() (Stats, error) {
+	var b [statsWords * 8]byte
+	if _, _, e := syscall.RawSyscall(SysKernelStats, uintptr(unsafePointer(&b[0])), uintptr(len(b)), 0); e != 0 {
+		return Stats{}, e
+	}
+	var s Stats
+	for i, w := range s.words() {
+		*w = le.Uint64(b[i*8:])
+	}
+	return s, nil
+}
+
+// sysKernelStats copies the counters to the program's buffer at buf.
+func sysKernelStats(buf, size uint64) int64 {
+	if size < statsWords*8 {
+		return -eINVAL
+	}
+	if !userRange(buf, statsWords*8, true) {
+		return -eFAULT
+	}
+	b := userBytes(buf, statsWords*8)
+	for i, w := range stats.words() {
+		le.PutUint64(b[i*8:], *w)
+	}
+	return 0
+}
