@@ -15,6 +15,8 @@ BUILD    ?= build
 PORT     ?= 8080
 # Extra qemu.sh options, e.g. QEMUFLAGS="-dev legacy -props mrg_rxbuf=off".
 QEMUFLAGS ?=
+# bench/linux-compare.sh options, e.g. BENCHFLAGS="-seconds 2 -rounds 1".
+BENCHFLAGS ?=
 
 IMAGE := $(BUILD)/$(EXAMPLE).img
 
@@ -52,7 +54,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-linux:
-	./bench/linux-compare.sh
+	./bench/linux-compare.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
-# linux-compare.sh measures the TCP throughput of a govirtio guest and of a
-# Linux guest (Debian's kernel, its virtio_net driver and busybox) on the
-# same QEMU backend in one run, and prints both with the ratio
-# govirtio/Linux. The absolute figures depend on the host (QEMU runs under
-# TCG here); the ratio is what compares the drivers.
+# linux-compare.sh measures a govirtio guest against a Linux guest (Debian's
+# kernel and its virtio_net driver) running the same Go server on the same
+# QEMU backend in one run, and prints one table of both with the ratios.
+# The absolute figures depend on the host (QEMU runs under TCG here); the
+# ratios are what compare the two.
 #
-# Both guests serve the same two TCP services at 10.0.3.15: a zero source on
-# port 19 (the guest transmits) and a discard sink on port 9 (the guest
-# receives). Each guest has its own network namespace holding its tap
-# device, so nothing leaves this machine and both can run at once. The same
-# client, bench/client, measures both.
+# Both guests run examples/throughput at 10.0.3.15: the govirtio guest as
+# the image, the Linux guest as the same program built with -tags hostnet (a
+# static binary on the kernel's sockets) started by its initramfs. So the
+# handlers are the same code, and the guests differ only in what is under
+# them. The measurements, per guest:
 #
-# The host is shared (other QEMUs come and go), so its speed drifts over a
-# run. Measuring one guest after the other would charge that drift to one of
-# them; instead both guests stay up and the measurements alternate, one
-# direction at a time, for several rounds, with the order swapped every
-# round. The table gives the median of each cell; the idle guest halts and
-# costs next to nothing meanwhile.
+#   idle ping RTT        ping -c 30 -i 0.2: average and minimum
+#   request/response     bench/client -mode rr: one connection to the echo
+#                        port, one byte each way: transactions/s, p50, p99
+#   HTTP requests        wrk -t1 -c1 and -t1 -c8 on GET /: req/s, p50, p99
+#   HTTP transfers       bench/client -mode http: 64 MiB GET /bytes (the
+#                        guest transmits) and POST /sha256 (it receives)
+#   raw TCP              bench/client -mode tcp: the zero source on port 19
+#                        and the discard sink on port 9
 #
-# Usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-keep]
+# all twice: with the device's MSI-X (the default) and with INTx
+# (vectors=0 on virtio-net-pci, which Linux then uses too), restarting both
+# guests between the two phases.
+#
+# Each guest has its own network namespace holding its tap device, so
+# nothing leaves this machine and both can run at once. The host is shared
+# (other QEMUs come and go), so its speed drifts over a run. Measuring one
+# guest after the other would charge that drift to one of them; instead both
+# guests stay up and the measurements alternate, one guest after the other
+# for each figure, for several rounds, with the order swapped every round.
+# The table gives the median of each cell; the idle guest halts and costs
+# next to nothing meanwhile.
+#
+# Usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-intx only|both|none] [-keep]
 #
 # Needs root (network namespaces, tap devices, apt-get). Missing Debian
-# packages (linux-image-amd64, busybox-static, iproute2, qemu-system-x86,
-# kmod, cpio) are installed with apt-get.
+# packages (linux-image-amd64, iproute2, qemu-system-x86, kmod, cpio,
+# busybox-static, iputils-ping, wrk) are installed with apt-get.
 set -euo pipefail
+# A failure inside $(...) fails the substitution too.
+shopt -s inherit_errexit
 
 prog=${0##*/}
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -31,35 +48,58 @@ root=$(cd -- "$here/.." && pwd)
 
 usage() {
 	cat <<'EOF'
-usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-keep]
+usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-intx only|both|none] [-keep]
 
-Boots a Linux guest and the govirtio examples/throughput guest on the same
-QEMU virtio-net tap backend, measures their TCP throughput alternately and
-prints the medians and the ratios govirtio/Linux.
+Boots a Linux guest and a govirtio guest, both running examples/throughput,
+on the same QEMU virtio-net tap backend, measures them alternately (idle
+ping, TCP request/response, wrk on one and eight connections, 64 MiB HTTP
+transfers both ways, raw TCP both ways) and prints the medians and the
+ratios, oriented so that a ratio above 1 means govirtio did better.
 
 options:
-  -seconds N   measurement time per direction, guest and round (default 10)
-  -rounds R    measurement rounds (default 3); the run takes about
-               4*N*R seconds plus boot time
+  -seconds N   time per timed measurement (request/response, each wrk run,
+               each raw TCP direction) per guest and round (default 10);
+               ping (6 s) and the HTTP transfers (64 MiB) take what they take
+  -rounds R    measurement rounds (default 3)
+  -intx W      which interrupt phases to run: both (MSI-X, then INTx with
+               vectors=0), none (MSI-X only) or only (INTx only); default both
   -keep        keep the work directory (initramfs, serial logs) on exit
   -h, -help    this text
 
-environment: GO names the go command (default go), QEMU the QEMU binary
-(default qemu-system-x86_64).
+Under TCG a phase takes about R*(10*N+30) seconds plus the guests' boot
+(10 to 30 s): `-seconds 2 -rounds 1` took under two minutes for both
+phases, the defaults take about a quarter of an hour.
+
+environment:
+  GO              the go command (default go)
+  QEMU            the QEMU binary (default qemu-system-x86_64)
+  GOVIRTIO_IMAGE  a govirtio image to boot instead of building
+                  examples/throughput (make image EXAMPLE=throughput), e.g.
+                  one built from an older commit
+  LINUX_SERVER    a server binary for the Linux guest instead of building
+                  examples/throughput with -tags hostnet; it must be static
+                  (CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build
+                  -tags hostnet ./examples/throughput)
+Both must serve the services of examples/throughput (ports 7, 9, 19, 80).
 EOF
 }
 
 seconds=10
 rounds=3
+intx=both
 keep=0
 while (($# > 0)); do
 	case $1 in
-	-seconds | -rounds)
+	-seconds | -rounds | -intx)
 		if (($# < 2)); then
 			echo "$prog: $1 needs a value" >&2
 			exit 2
 		fi
-		if [[ $1 == -seconds ]]; then seconds=$2; else rounds=$2; fi
+		case $1 in
+		-seconds) seconds=$2 ;;
+		-rounds) rounds=$2 ;;
+		-intx) intx=$2 ;;
+		esac
 		shift 2
 		;;
 	-keep)
@@ -84,6 +124,16 @@ if [[ ! $rounds =~ ^[1-9][0-9]*$ ]]; then
 	echo "$prog: -rounds wants a positive integer, got '$rounds'" >&2
 	exit 2
 fi
+# The phases to run, in order: msix (the device's default) and intx.
+case $intx in
+both) phases=(msix intx) ;;
+none) phases=(msix) ;;
+only) phases=(intx) ;;
+*)
+	echo "$prog: -intx wants only, both or none, got '$intx'" >&2
+	exit 2
+	;;
+esac
 if [[ $(id -u) != 0 ]]; then
 	echo "$prog: must run as root (network namespaces, tap devices, apt-get)" >&2
 	exit 1
@@ -103,6 +153,16 @@ guests=(linux govirtio)
 declare -A ns=([linux]=gvbl$$ [govirtio]=gvbg$$)
 # How long a guest may take to boot and answer on port 19 under TCG.
 boot_timeout=300
+# Each phase's name in the table and the virtio-net-pci properties it adds
+# on both guests. vectors=0 takes the MSI-X capability away, so that both
+# drivers fall back to the INTx line.
+declare -A phase_title=([msix]=MSI-X [intx]=INTx)
+declare -A phase_props=([msix]="" [intx]=vectors=0)
+# The ping measurement: count and interval (below 0.2 s needs root; we are).
+ping_count=30
+ping_interval=0.2
+# The HTTP transfers' size.
+http_bytes=$((64 << 20))
 
 log() { printf '%s: %s\n' "$prog" "$*" >&2; }
 die() {
@@ -117,7 +177,7 @@ die() {
 # installed yet, running apt-get update first.
 install_missing() {
 	local missing=() p
-	for p in linux-image-amd64 busybox-static iproute2 qemu-system-x86 kmod cpio; do
+	for p in linux-image-amd64 busybox-static iproute2 qemu-system-x86 kmod cpio iputils-ping wrk; do
 		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
 			missing+=("$p")
 		fi
@@ -152,12 +212,17 @@ stop_group() {
 	wait "$pgid" 2>/dev/null || true
 }
 
-cleanup() {
+# stop_all ends every process group started so far.
+stop_all() {
 	local pgid
 	for pgid in "${pgids[@]}"; do
 		stop_group "$pgid"
 	done
 	pgids=()
+}
+
+cleanup() {
+	stop_all
 	local g
 	for g in "${guests[@]}"; do
 		if ip netns list 2>/dev/null | grep -qw -- "${ns[$g]}"; then
@@ -223,14 +288,16 @@ add_module_chain() {
 	done < <(modprobe -S "$kver" --show-depends "$name")
 }
 
-# build_initramfs KVER OUT writes a gzipped cpio initramfs to OUT whose init
-# loads virtio_net, configures eth0 and serves ports 9 and 19.
+# build_initramfs KVER SERVER OUT writes a gzipped cpio initramfs to OUT
+# whose init loads virtio_net, configures eth0 and starts the server binary
+# SERVER (examples/throughput built with -tags hostnet).
 build_initramfs() {
-	local kver=$1 out=$2 dir=$work/initramfs
+	local kver=$1 server=$2 out=$3 dir=$work/initramfs
 	rm -rf -- "$dir"
 	mkdir -p -- "$dir"/{bin,dev,proc,sys,lib/modules}
 	cp -- /bin/busybox "$dir/bin/busybox"
 	ln -s busybox "$dir/bin/sh"
+	cp -- "$server" "$dir/bin/throughput"
 	# The kernel opens /dev/console for init before any devtmpfs is
 	# mounted, so the node has to be in the archive.
 	mknod -m 600 "$dir/dev/console" c 5 1
@@ -240,21 +307,10 @@ build_initramfs() {
 	add_module_chain "$dir" "$kver" virtio_pci
 	add_module_chain "$dir" "$kver" virtio_net
 
-	# The services use dd with 64 KiB blocks, in the same size class as the
-	# govirtio example's buffers, so neither guest is held back by small
-	# system calls. nc -ll forks a child per connection and keeps listening.
-	cat >"$dir/bin/sink" <<'EOF'
-#!/bin/sh
-exec dd of=/dev/null bs=65536 2>/dev/null
-EOF
-	cat >"$dir/bin/source" <<'EOF'
-#!/bin/sh
-exec dd if=/dev/zero bs=65536 2>/dev/null
-EOF
 	cat >"$dir/init" <<EOF
 #!/bin/sh
-# init of the linux-compare.sh guest: virtio_net up at $guest_ip, a discard
-# sink on TCP port 9 and a zero source on TCP port 19.
+# init of the linux-compare.sh guest: virtio_net up at $guest_ip, then
+# examples/throughput (built with -tags hostnet) serving on it.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -271,16 +327,17 @@ ip link set lo up
 ip addr add $guest_ip/24 dev eth0
 ip link set eth0 up
 ip route add default via $host_ip
-nc -ll -p 9 -e /bin/sink &
-nc -ll -p 19 -e /bin/source &
-# Record what the driver negotiated (feature bits, in order from bit 0) so
-# the log shows both guests use the same device features.
+# Record what the driver negotiated (feature bits, in order from bit 0) and
+# its interrupts (virtioN-input.0 and -output.0 with MSI-X, one virtioN line
+# with INTx), so that the log shows what both guests ran with.
 echo "linux-guest: virtio features \$(cat /sys/class/net/eth0/device/features)"
-echo "linux-guest: ready: discard on port 9, zero source on port 19, at $guest_ip"
+grep virtio /proc/interrupts | sed 's/^/linux-guest: interrupts /'
+/bin/throughput &
+echo "linux-guest: started examples/throughput at $guest_ip"
 # init must never exit: the kernel panics when it does.
 while :; do sleep 3600; done
 EOF
-	chmod 755 "$dir/init" "$dir/bin/sink" "$dir/bin/source"
+	chmod 755 "$dir/init"
 	(cd -- "$dir" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out"
 }
 
@@ -308,59 +365,279 @@ start_bg() {
 	pgids+=("$bg_pgid")
 }
 
+# The running guests' process groups and serial logs.
+declare -A pgid=() glog=()
+
+# start_guests PHASE boots both guests with the phase's device properties.
+start_guests() {
+	local phase=$1 props=${phase_props[$1]}
+	glog[linux]=$work/$phase-linux.log
+	glog[govirtio]=$work/$phase-govirtio.log
+	# The Linux guest gets the machine, CPU, memory and NIC flavour qemu.sh
+	# gives the govirtio guest (q35, TCG, max, transitional virtio-net-pci
+	# without option ROM), so the two differ only in the guest.
+	start_bg "${glog[linux]}" ip netns exec "${ns[linux]}" "$qemu" \
+		-M q35 -accel tcg -cpu max -m 512M -smp 1 \
+		-kernel "$kernel" -initrd "$work/initrd.gz" \
+		-append "console=ttyS0 quiet panic=-1" \
+		-display none -vga none -serial stdio -no-reboot \
+		-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
+		-device "virtio-net-pci,netdev=n0,disable-legacy=off,disable-modern=off,romfile=${props:+,$props}"
+	pgid[linux]=$bg_pgid
+	start_bg "${glog[govirtio]}" ip netns exec "${ns[govirtio]}" "$root/qemu.sh" \
+		-accel tcg -cpu max -m 512M -net tap -tap "$tap" ${props:+-props "$props"} \
+		-append "ip=$guest_ip/24 gw=$host_ip" "$image"
+	pgid[govirtio]=$bg_pgid
+}
+
+# guest_failed GUEST MESSAGE shows the tail of GUEST's serial log and dies
+# with MESSAGE.
+guest_failed() {
+	log "last lines of the $1 guest's serial log (${glog[$1]}):"
+	tail -n 30 -- "${glog[$1]}" >&2 || true
+	die "$2"
+}
+
+# check_alive GUEST dies if GUEST's QEMU has exited.
+check_alive() {
+	kill -0 -- "${pgid[$1]}" 2>/dev/null || guest_failed "$1" "the $1 guest's QEMU has exited"
+}
+
 # wait_ready GUEST waits until GUEST answers on port 19, failing if its
 # QEMU exits or boot_timeout passes.
 wait_ready() {
 	local g=$1 start=$SECONDS
 	log "waiting for the $g guest at $guest_ip in ${ns[$g]} (up to ${boot_timeout}s)"
 	while :; do
-		if ! kill -0 -- "${pgid[$g]}" 2>/dev/null; then
-			tail -n 30 -- "$work/$g.log" >&2 || true
-			die "the $g guest's QEMU exited before port 19 answered (log above)"
-		fi
+		kill -0 -- "${pgid[$g]}" 2>/dev/null ||
+			guest_failed "$g" "the $g guest's QEMU exited before port 19 answered"
 		if ip netns exec "${ns[$g]}" "$work/client" -addr "$guest_ip" -probe 2>/dev/null; then
 			log "$g guest ready after $((SECONDS - start))s"
 			return 0
 		fi
-		if ((SECONDS - start > boot_timeout)); then
-			tail -n 30 -- "$work/$g.log" >&2 || true
-			die "the $g guest did not answer on port 19 within ${boot_timeout}s (log above)"
-		fi
+		((SECONDS - start <= boot_timeout)) ||
+			guest_failed "$g" "the $g guest did not answer on port 19 within ${boot_timeout}s"
 		sleep 1
 	done
 }
 
-# measure GUEST DIR (tx or rx, the guest's side) runs the client once and
-# appends the MB/s figure to the cell's list in results.
+# ---------------------------------------------------------------------------
+# Measurements. Each prints its figures one a line as "name value unit",
+# the format bench/client prints; record files them.
+
+# The figures: results[PHASE.GUEST.NAME] is the list of one figure's values,
+# one per round.
 declare -A results=()
-measure() {
-	local g=$1 dir=$2 out mbps
-	if ! kill -0 -- "${pgid[$g]}" 2>/dev/null; then
-		tail -n 30 -- "$work/$g.log" >&2 || true
-		die "the $g guest's QEMU has exited (log above)"
-	fi
-	out=$(ip netns exec "${ns[$g]}" "$work/client" -addr "$guest_ip" -seconds "$seconds" -dir "$dir") || {
-		tail -n 30 -- "$work/$g.log" >&2 || true
-		die "client failed against the $g guest ($dir; guest log above)"
-	}
-	log "round $round: $g: $out"
-	mbps=$(awk -v k="guest-$dir" '$1 == k { print $2 }' <<<"$out")
-	[[ -n $mbps ]] || die "unexpected client output for $g: $out"
-	results[$g.$dir]+="$mbps "
+
+# record PHASE GUEST FIGURES appends every "name value ..." line of FIGURES
+# to its list in results.
+record() {
+	local phase=$1 g=$2 name value rest
+	while read -r name value rest; do
+		[[ -n $name ]] || continue
+		[[ $value =~ ^[0-9]+([.][0-9]+)?$ ]] || die "bad figure from the $g guest's measurement: $name $value $rest"
+		results[$phase.$g.$name]+="$value "
+	done <<<"$3"
 }
 
+# in_ns GUEST CMD... runs CMD in GUEST's namespace.
+in_ns() {
+	local g=$1
+	shift
+	ip netns exec "${ns[$g]}" "$@"
+}
+
+# measure_ping GUEST: idle round-trip time, average and minimum.
+measure_ping() {
+	local g=$1 out
+	out=$(in_ns "$g" ping -n -q -c "$ping_count" -i "$ping_interval" "$guest_ip") ||
+		guest_failed "$g" "ping of the $g guest failed: $out"
+	log "  $(grep -E 'packets transmitted|^rtt' <<<"$out" | tr '\n' ' ')"
+	# rtt min/avg/max/mdev = 0.512/0.803/1.204/0.102 ms
+	awk -F'[/ ]+' '/^rtt / { printf "ping-min %s ms\nping-avg %s ms\n", $7, $8 }' <<<"$out"
+}
+
+# wrk_figures PREFIX reads wrk --latency output and prints PREFIX (req/s),
+# PREFIX-p50 and PREFIX-p99 (ms). wrk prints latencies with the unit that
+# suits them: us, ms, s, m or h.
+wrk_figures() {
+	awk -v p="$1" '
+	function ms(s, v, u) {
+		v = s + 0
+		u = s
+		sub(/^[0-9.]+/, "", u)
+		if (u == "us") return v / 1000
+		if (u == "ms") return v
+		if (u == "s") return v * 1000
+		if (u == "m") return v * 60000
+		if (u == "h") return v * 3600000
+		printf "%s: unknown wrk latency unit in %s\n", p, s > "/dev/stderr"
+		exit 1
+	}
+	/Latency Distribution/ { dist = 1; next }
+	dist && $1 == "50%" { printf "%s-p50 %.4f ms\n", p, ms($2) }
+	dist && $1 == "99%" { printf "%s-p99 %.4f ms\n", p, ms($2) }
+	/^Requests\/sec:/ { printf "%s %s req/s\n", p, $2 }
+	'
+}
+
+# measure_wrk GUEST CONNS: wrk with one thread and CONNS connections on
+# GET /, requests per second and latency percentiles.
+measure_wrk() {
+	local g=$1 c=$2 out figures
+	out=$(in_ns "$g" wrk -t1 -c"$c" -d"${seconds}s" --latency "http://$guest_ip/" 2>&1) ||
+		guest_failed "$g" "wrk -c$c against the $g guest failed: $out"
+	log "  wrk -c$c: $(grep -E 'requests in|Socket errors|Non-2xx' <<<"$out" | sed 's/^ *//' | tr '\n' ' ')"
+	if grep -q 'Non-2xx' <<<"$out"; then
+		guest_failed "$g" "wrk -c$c: the $g guest answered with errors: $out"
+	fi
+	figures=$(wrk_figures "wrk$c" <<<"$out") || die "could not read wrk's output: $out"
+	(($(wc -l <<<"$figures") == 3)) || die "could not read wrk's output: $out"
+	printf '%s\n' "$figures"
+}
+
+# measure_client GUEST ARGS... runs bench/client against GUEST.
+measure_client() {
+	local g=$1 out
+	shift
+	out=$(in_ns "$g" "$work/client" -addr "$guest_ip" "$@") ||
+		guest_failed "$g" "client $* failed against the $g guest"
+	log "  client $*: $(tr '\n' ' ' <<<"$out")"
+	printf '%s\n' "$out"
+}
+
+# steps are the measurements of one round, in order: a function and its
+# arguments after the guest. The idle ping goes first, while both guests
+# are idle.
+steps=(
+	"measure_ping"
+	"measure_client -mode rr -seconds $seconds"
+	"measure_wrk 1"
+	"measure_wrk 8"
+	"measure_client -mode http -dir tx -bytes $http_bytes"
+	"measure_client -mode http -dir rx -bytes $http_bytes"
+	"measure_client -mode tcp -dir tx -seconds $seconds"
+	"measure_client -mode tcp -dir rx -seconds $seconds"
+)
+
+# measure_phase PHASE runs the rounds of PHASE with both guests up.
+measure_phase() {
+	local phase=$1 round step g out fn rest
+	local -a order args
+	for ((round = 1; round <= rounds; round++)); do
+		log "${phase_title[$phase]}: round $round of $rounds"
+		# Swapping the order every round puts each guest first as often as
+		# second, so a trend in the host's speed cancels out.
+		if ((round % 2)); then order=(linux govirtio); else order=(govirtio linux); fi
+		for step in "${steps[@]}"; do
+			read -r fn rest <<<"$step"
+			read -r -a args <<<"$rest"
+			for g in "${order[@]}"; do
+				check_alive "$g"
+				log " $g: ${step#measure_}"
+				out=$("$fn" "$g" "${args[@]}")
+				record "$phase" "$g" "$out"
+			done
+		done
+	done
+}
+
+# ---------------------------------------------------------------------------
+# The table.
+
 # median prints the median of its arguments (the mean of the middle two for
-# an even count), with three decimals.
+# an even count), or - when there are none.
 median() {
+	(($# > 0)) || {
+		echo -
+		return
+	}
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 		if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "%.3f\n", m
+		printf "%.6g\n", m
 	}'
 }
 
-# ratio A B prints A/B with two decimals, or n/a when B is zero.
+# ratio BETTER A B prints the ratio of A (Linux) and B (govirtio) oriented
+# so that above 1 means govirtio did better: B/A when higher is better, A/B
+# when lower is; n/a when a figure is missing or the divisor is zero.
 ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+	awk -v dir="$1" -v l="$2" -v g="$3" 'BEGIN {
+		if (l == "-" || g == "-") { print "n/a"; exit }
+		if (dir == "higher") { a = g; b = l } else { a = l; b = g }
+		if (b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b
+	}'
+}
+
+# num prints a figure with a precision that suits its size.
+num() {
+	awk -v v="$1" 'BEGIN {
+		if (v == "-") print v
+		else if (v >= 100) printf "%.0f\n", v
+		else if (v >= 10) printf "%.1f\n", v
+		else if (v >= 1) printf "%.2f\n", v
+		else printf "%.3f\n", v
+	}'
+}
+
+# rows are the table's rows: figure name, label, unit, and whether higher
+# or lower is better.
+rows=(
+	"ping-avg|idle ping RTT, average|ms|lower"
+	"ping-min|idle ping RTT, minimum|ms|lower"
+	"rr|TCP request/response, 1 byte|trans/s|higher"
+	"rr-p50|  latency p50|ms|lower"
+	"rr-p99|  latency p99|ms|lower"
+	"wrk1|wrk GET / -c1|req/s|higher"
+	"wrk1-p50|  latency p50|ms|lower"
+	"wrk1-p99|  latency p99|ms|lower"
+	"wrk8|wrk GET / -c8|req/s|higher"
+	"wrk8-p50|  latency p50|ms|lower"
+	"wrk8-p99|  latency p99|ms|lower"
+	"http-guest-tx|HTTP GET 64 MiB, guest TX|MB/s|higher"
+	"http-guest-rx|HTTP POST 64 MiB, guest RX|MB/s|higher"
+	"guest-tx|raw TCP guest TX|MB/s|higher"
+	"guest-rx|raw TCP guest RX|MB/s|higher"
+)
+
+# print_table prints the medians of every phase run.
+print_table() {
+	local phase row name label unit better l g
+	printf '\nmedians of %s round(s); timed measurements %ss each; MB = 10^6 bytes\n' "$rounds" "$seconds"
+	printf 'QEMU TCG (-cpu max, 1 vCPU, 512M), virtio-net-pci on a tap backend; TX/RX from the guest'"'"'s side\n'
+	printf 'ratio: above 1 means govirtio did better (govirtio/linux for rates, linux/govirtio for times)\n\n'
+	printf '%-40s %10s %10s %10s\n' "" "linux" govirtio ratio
+	for phase in "${phases[@]}"; do
+		printf '%s\n' "${phase_title[$phase]}${phase_props[$phase]:+ (${phase_props[$phase]})}"
+		for row in "${rows[@]}"; do
+			IFS='|' read -r name label unit better <<<"$row"
+			# Word splitting of the lists is intended: one value a word.
+			# shellcheck disable=SC2086
+			{
+				l=$(median ${results[$phase.linux.$name]:-})
+				g=$(median ${results[$phase.govirtio.$name]:-})
+			}
+			printf '  %-38s %10s %10s %10s\n' "$label ($unit)" "$(num "$l")" "$(num "$g")" "$(ratio "$better" "$l" "$g")"
+		done
+	done
+	printf '\nlinux: %s, examples/throughput -tags hostnet (%s)\n' "$kver" "$linux_server_desc"
+	printf 'govirtio: %s\n' "$image_desc"
+}
+
+# print_rounds prints every figure of every round.
+print_rounds() {
+	local phase row name g l
+	printf '\nper round:\n'
+	for phase in "${phases[@]}"; do
+		printf '%s\n' "${phase_title[$phase]}"
+		for row in "${rows[@]}"; do
+			name=${row%%|*}
+			for g in "${guests[@]}"; do
+				l=${results[$phase.$g.$name]:-}
+				printf '  %-14s %-9s %s\n' "$name" "$g" "${l% }"
+			done
+		done
+	done
 }
 
 # ---------------------------------------------------------------------------
@@ -369,74 +646,55 @@ ratio() {
 install_missing
 command -v "$go" >/dev/null 2>&1 || die "$go not found (set GO)"
 command -v "$qemu" >/dev/null 2>&1 || die "$qemu not found (set QEMU)"
+command -v wrk >/dev/null 2>&1 || die "wrk not found (package wrk)"
+command -v ping >/dev/null 2>&1 || die "ping not found (package iputils-ping)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/linux-compare.XXXXXX")
 
-log "building the client and the govirtio image"
+log "building the client"
 (cd -- "$root" && "$go" build -o "$work/client" ./bench/client)
-make -C "$root" --no-print-directory image EXAMPLE=throughput >&2
-image=$root/build/throughput.img
+
+if [[ -n ${LINUX_SERVER:-} ]]; then
+	[[ -f $LINUX_SERVER && -x $LINUX_SERVER ]] || die "LINUX_SERVER=$LINUX_SERVER is not an executable file"
+	linux_server=$LINUX_SERVER
+	linux_server_desc="LINUX_SERVER=$LINUX_SERVER"
+else
+	log "building examples/throughput for the Linux guest (-tags hostnet)"
+	(cd -- "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 "$go" build -tags hostnet -o "$work/throughput-hostnet" ./examples/throughput)
+	linux_server=$work/throughput-hostnet
+	linux_server_desc="built from $root"
+fi
+
+if [[ -n ${GOVIRTIO_IMAGE:-} ]]; then
+	[[ -f $GOVIRTIO_IMAGE ]] || die "GOVIRTIO_IMAGE=$GOVIRTIO_IMAGE is not a file"
+	image=$(cd -- "$(dirname -- "$GOVIRTIO_IMAGE")" && pwd)/${GOVIRTIO_IMAGE##*/}
+	image_desc="GOVIRTIO_IMAGE=$GOVIRTIO_IMAGE"
+else
+	log "building the govirtio image (make image EXAMPLE=throughput)"
+	make -C "$root" --no-print-directory image EXAMPLE=throughput >&2
+	image=$root/build/throughput.img
+	image_desc="examples/throughput built from $root"
+fi
 
 kver=$(find_kernel)
 kernel=/boot/vmlinuz-$kver
 log "building the Linux initramfs for $kver"
-build_initramfs "$kver" "$work/initrd.gz"
+build_initramfs "$kver" "$linux_server" "$work/initrd.gz"
 
-declare -A pgid=()
 for g in "${guests[@]}"; do
 	setup_netns "${ns[$g]}"
 done
 
-# The Linux guest gets the machine, CPU, memory and NIC flavour qemu.sh
-# gives the govirtio guest (q35, TCG, max, transitional virtio-net-pci
-# without option ROM), so the two differ only in the guest.
-start_bg "$work/linux.log" ip netns exec "${ns[linux]}" "$qemu" \
-	-M q35 -accel tcg -cpu max -m 512M -smp 1 \
-	-kernel "$kernel" -initrd "$work/initrd.gz" \
-	-append "console=ttyS0 quiet panic=-1" \
-	-display none -vga none -serial stdio -no-reboot \
-	-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-	-device "virtio-net-pci,netdev=n0,disable-legacy=off,disable-modern=off,romfile="
-pgid[linux]=$bg_pgid
-start_bg "$work/govirtio.log" ip netns exec "${ns[govirtio]}" "$root/qemu.sh" \
-	-accel tcg -cpu max -m 512M -net tap -tap "$tap" \
-	-append "ip=$guest_ip/24 gw=$host_ip" "$image"
-pgid[govirtio]=$bg_pgid
-
-for g in "${guests[@]}"; do
-	wait_ready "$g"
-done
-
-log "measuring: $rounds rounds of ${seconds}s per direction and guest"
-for ((round = 1; round <= rounds; round++)); do
-	# Swapping the order every round puts each guest first as often as
-	# second, so a trend in the host's speed cancels out.
-	if ((round % 2)); then order=(linux govirtio); else order=(govirtio linux); fi
-	for dir in tx rx; do
-		for g in "${order[@]}"; do
-			measure "$g" "$dir"
-		done
+for phase in "${phases[@]}"; do
+	log "${phase_title[$phase]}: booting both guests${phase_props[$phase]:+ with ${phase_props[$phase]}}"
+	start_guests "$phase"
+	for g in "${guests[@]}"; do
+		wait_ready "$g"
 	done
+	log "${phase_title[$phase]}: $rounds round(s), ${seconds}s per timed measurement"
+	measure_phase "$phase"
+	stop_all
 done
 
-# Word splitting of the result lists is intended: one figure per word.
-# shellcheck disable=SC2086
-{
-	tx_linux=$(median ${results[linux.tx]})
-	rx_linux=$(median ${results[linux.rx]})
-	tx_govirtio=$(median ${results[govirtio.tx]})
-	rx_govirtio=$(median ${results[govirtio.rx]})
-}
-
-printf '\nTCP throughput, MB/s (10^6 bytes/s): median of %s rounds of %ss per direction\n' "$rounds" "$seconds"
-printf 'QEMU TCG (-cpu max, 1 vCPU), virtio-net-pci on a tap backend; TX/RX from the guest'"'"'s side\n'
-printf '%-22s %10s %10s\n' guest TX RX
-printf '%-22s %10s %10s\n' "linux $kver" "$tx_linux" "$rx_linux"
-printf '%-22s %10s %10s\n' govirtio "$tx_govirtio" "$rx_govirtio"
-printf '%-22s %10s %10s\n' govirtio/linux "$(ratio "$tx_govirtio" "$tx_linux")" "$(ratio "$rx_govirtio" "$rx_linux")"
-printf '\nper round (MB/s):\n'
-for g in "${guests[@]}"; do
-	for dir in tx rx; do
-		printf '  %-9s %s %s\n' "$g" "$dir" "${results[$g.$dir]% }"
-	done
-done
+print_table
+print_rounds
