@@ -6,6 +6,8 @@
 //	                   kernel's under "kernel"
 //	GET  /bytes?n=N    N bytes of a repeating pattern
 //	POST /sha256       the hex SHA-256 of the request body
+//	GET  /debug/pprof/ net/http/pprof: CPU profiles (profile?seconds=N),
+//	                   heap, goroutines, execution traces
 //
 // The kernel command line configures it: ip=, gw=, dns= (else DHCP), and
 // port=N (default 80).
@@ -20,6 +22,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -67,6 +70,11 @@ func main() {
 			map[bool]string{true: "up", false: "down"}[n.Device.LinkUp()], n.Address)
 	})
 	mux.Handle("GET /debug/vars", expvar.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /bytes", func(w http.ResponseWriter, r *http.Request) {
 		size, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		if err != nil || size < 0 {

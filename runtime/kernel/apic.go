@@ -123,10 +123,14 @@ func initInterruptControllers() {
 	lapicWrite(lapicLVTTimer, vectorTimer) // one-shot, unmasked
 }
 
+// minTimerNs is the shortest one-shot armTimer sets; a nearer deadline
+// waits that long.
+const minTimerNs = 10_000
+
 // armTimer makes the LAPIC interrupt after ns nanoseconds (one-shot).
 func armTimer(ns int64) {
-	if ns < 10_000 {
-		ns = 10_000
+	if ns < minTimerNs {
+		ns = minTimerNs
 	}
 	ticks := uint64(ns) * (lapicHz / 1000) / 1_000_000
 	if ticks == 0 {

@@ -54,4 +54,13 @@
 // with real semantics (demand-paged mmap, futex, clone threads with
 // preemptive scheduling, epoll and eventfd, signals with Linux frames).
 // Unknown calls return -ENOSYS and are named once on the console.
+//
+// # CPU time
+//
+// Each trap charges the time since the last one to the thread that was
+// running, which gives the CPU-time clocks and the timers on them
+// (timer_create on CLOCK_THREAD_CPUTIME_ID, setitimer ITIMER_PROF) that
+// Go's CPU profiler uses: a timer tick that finds an expiry queues SIGPROF
+// on the interrupted context, so runtime/pprof and net/http/pprof work.
+// See cputimer.go.
 package kernel

@@ -56,9 +56,8 @@ func sysFutexOp(f *Frame, addr, op, val, timeout uint64) int64 {
 
 // expireTimeouts wakes the threads whose wait deadline has passed, with
 // the result their call gives on timeout, and returns the nearest
-// deadline still pending (0 if none).
-func expireTimeouts(now int64) int64 {
-	next := int64(0)
+// deadline still pending (0 if none) and whether it woke any.
+func expireTimeouts(now int64) (next int64, woke bool) {
 	for i := int32(1); i < maxThreads; i++ {
 		t := &threads[i]
 		if t.state != threadBlocked || t.deadline == 0 {
@@ -71,11 +70,12 @@ func expireTimeouts(now int64) int64 {
 			default:
 				wake(i, 0) // sleep done; epoll wait with no events
 			}
+			woke = true
 			continue
 		}
 		if next == 0 || t.deadline < next {
 			next = t.deadline
 		}
 	}
-	return next
+	return next, woke
 }

@@ -90,7 +90,7 @@ func buildInitialStack(top uint64) uint64 {
 	_, _, _, hwcap := cpu.CPUID(1, 0)
 	auxv := [...]uint64{
 		atPagesz, 4096, atClktck, 100, atHwcap, uint64(hwcap),
-		atSecure, 0, atRandom, random, atNull, 0,
+		atSecure, 0, atRandom, random, atSysinfoEhdr, initVDSO(), atNull, 0,
 	}
 	words := 1 + argc + 1 + envc + 1 + len(auxv)
 	p -= uint64(words) * 8

@@ -64,6 +64,9 @@ func startFirstThread() {
 	curXsave = t.xsave
 	f := (*Frame)(virtPtr(uint64(trapStackTop - frameSize)))
 	*f = t.frame
+	accountedAt = nanotime()
+	sliceEnd = accountedAt + timeslice
+	timerDeadline = sliceEnd
 	armTimer(timeslice)
 	releaseZeroBSS()
 	enterFrame(f)

@@ -5,18 +5,21 @@ package kernel
 // Linux's rt_sigframe layout (arch/x86/include/asm/sigframe.h,
 // uapi/asm/sigcontext.h), returning through rt_sigreturn. Faults become
 // SIGSEGV/SIGBUS/SIGFPE/SIGILL/SIGTRAP for the faulting thread; tgkill
-// sends SIGURG for asynchronous preemption.
+// sends SIGURG for asynchronous preemption; CPU-time timers send SIGPROF
+// for the profiler (cputimer.go).
 
 const (
 	nsig      = 64
 	sigILL    = 4
 	sigTRAP   = 5
+	sigALRM   = 14
 	sigBUS    = 7
 	sigFPE    = 8
 	sigKILL   = 9
 	sigSEGV   = 11
 	sigSTOP   = 19
 	sigURG    = 23
+	sigPROF   = 27
 	sigDfl    = 0
 	sigIgn    = 1
 	saSiginfo = 0x4
@@ -30,7 +33,9 @@ const (
 
 	segvMaperr = 1
 	segvAccerr = 2
-	siKernel   = 0x80
+	siKernel   = 0x80       // SI_KERNEL: fault-like, and setitimer's signals
+	siTimer    = 0xfffffffe // SI_TIMER (-2): a POSIX timer's expiry
+	siTkill    = 0xfffffffa // SI_TKILL (-6): tgkill, tkill
 
 	// Frame layout.
 	ucMcontext  = 40  // offset of uc_mcontext in struct ucontext
@@ -46,11 +51,16 @@ type sigactionT struct {
 	handler, flags, restorer, mask uint64
 }
 
-// SigFault describes a synchronous fault being turned into a signal.
+// SigFault describes the siginfo of a signal being delivered: a
+// synchronous fault (addr, trapno, err), or a timer's expiry (SI_TIMER:
+// timerID, overrun, value).
 type SigFault struct {
 	signo, code uint64
 	addr        uint64
 	trapno, err uint64
+
+	timerID, overrun int32
+	value            uint64
 }
 
 var sigactions [nsig + 1]sigactionT
@@ -194,11 +204,12 @@ func deliverPending(f *Frame) {
 			continue
 		}
 		t.sigPending &^= sigBit(sig)
+		info := queuedSigInfo(current, sig)
 		a := sigactions[sig]
 		if a.handler == sigIgn || a.handler == sigDfl {
 			continue // the default action of what Go sends itself is ignore
 		}
-		pushSignalFrame(t, f, sig, SigFault{signo: sig, code: 0xfffffffa}) // SI_TKILL
+		pushSignalFrame(t, f, sig, info)
 		return
 	}
 }
@@ -259,7 +270,13 @@ func pushSignalFrame(t *thread, f *Frame, sig uint64, sf SigFault) bool {
 	info := uc[ucSize:]
 	le.PutUint32(info, uint32(sig))
 	le.PutUint32(info[8:], uint32(sf.code))
-	le.PutUint64(info[16:], sf.addr)
+	if sf.code == siTimer { // the _timer member of the union
+		le.PutUint32(info[16:], uint32(sf.timerID))
+		le.PutUint32(info[20:], uint32(sf.overrun))
+		le.PutUint64(info[24:], sf.value)
+	} else {
+		le.PutUint64(info[16:], sf.addr)
+	}
 	copy(b[fp-sp:], xsaveArea(t, int(xsz)))
 
 	t.sigMask |= a.mask

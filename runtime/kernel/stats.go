@@ -18,17 +18,21 @@ type Stats struct {
 	TimerInterrupts uint64
 	// Syscalls counts system calls.
 	Syscalls uint64
+	// CPUTimerSignals counts the signals CPU-time timers queued: the
+	// profiler's SIGPROF ticks (timer_create and setitimer), without the
+	// expiries that found their last signal still pending.
+	CPUTimerSignals uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 5
+const statsWords = 6
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
-	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls}
+	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go

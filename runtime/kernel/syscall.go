@@ -26,6 +26,8 @@ const (
 	sysSchedYield      = 24
 	sysMadvise         = 28
 	sysNanosleep       = 35
+	sysGetitimer       = 36
+	sysSetitimer       = 38
 	sysGetpid          = 39
 	sysClone           = 56
 	sysExit            = 60
@@ -48,6 +50,11 @@ const (
 	sysFutex           = 202
 	sysSchedGetaff     = 204
 	sysEpollCreate     = 213
+	sysTimerCreate     = 222
+	sysTimerSettime    = 223
+	sysTimerGettime    = 224
+	sysTimerGetoverrun = 225
+	sysTimerDelete     = 226
 	sysClockGettime    = 228
 	sysClockGetres     = 229
 	sysClockNanosleep  = 230
@@ -170,6 +177,20 @@ func doSyscall(f *Frame) (yield bool) {
 			le.PutUint64(b, 0)
 			le.PutUint64(b[8:], 1)
 		}
+	case sysTimerCreate:
+		r = timerCreate(a0, a1, a2)
+	case sysTimerSettime:
+		r = timerSettime(a0, a1, a2, a3)
+	case sysTimerGettime:
+		r = timerGettime(a0, a1)
+	case sysTimerGetoverrun:
+		r = timerGetoverrun(a0)
+	case sysTimerDelete:
+		r = timerDelete(a0)
+	case sysSetitimer:
+		r = setitimerProf(a0, a1, a2)
+	case sysGetitimer:
+		r = getitimerProf(a0, a1)
 	case sysGettimeofday:
 		r = sysTimeOfDay(a0)
 	case sysTime:
@@ -494,6 +515,7 @@ func sysCloneThread(f *Frame, flags, stack, tls uint64) int64 {
 func exitThread() {
 	t := &threads[current]
 	t.state = threadFree
+	cpuTimersThreadExit(current)
 }
 
 func sysAffinity(size, mask uint64) int64 {
@@ -522,7 +544,11 @@ func sysClock(clock, ts uint64) int64 {
 	switch clock {
 	case clockRealtime, clockRealtimeCoarse, clockTAI:
 		now += wallBase
-	case 1, 2, 3, 4, 6, 7, 8, 9:
+	case clockProcessCPU:
+		now = cpuClock(true, -1)
+	case clockThreadCPU:
+		now = cpuClock(false, current)
+	case 1, 4, 6, 7, 8, 9:
 	default:
 		return -eINVAL
 	}

@@ -19,6 +19,7 @@ import (
 type testKernel struct {
 	user     []byte // the "program's" memory
 	userBase uint64 // its address
+	clock    int64  // nanotime as the CPU-time tests advance it (run)
 }
 
 // setupKernel resets every piece of kernel state the tests use and makes

@@ -56,6 +56,13 @@ type thread struct {
 	// sigFrame/sigXsave keep the context of the outermost for rt_sigreturn.
 	inSignal uint32
 	sigFault SigFault // the synchronous fault being delivered, if any
+	// sigTimer and sigKernel mark the pending signals a CPU-time timer
+	// queued, with SI_TIMER (timer_create) or SI_KERNEL (setitimer)
+	// siginfo; see queuedSigInfo.
+	sigTimer, sigKernel uint64
+
+	cpuTime      int64 // CPU time charged to this thread (cputimer.go), ns
+	cpuTimerNext int64 // nearest expiry of the timers on its clock; 0: none
 
 	runNext int32 // run-queue link
 }
@@ -94,6 +101,7 @@ func initThreads() {
 	xsaveInto(idle.xsave)
 	current = 0
 	curXsave = idle.xsave
+	resetCPUClocks()
 }
 
 // newThread takes a free slot and returns its index, or -1.

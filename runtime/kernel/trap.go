@@ -18,8 +18,13 @@ const (
 	excSIMD       = 19
 )
 
-// timerDeadline is the nanotime the LAPIC one-shot is set to fire at.
-var timerDeadline int64
+var (
+	// timerDeadline is the nanotime the LAPIC one-shot is set to fire at.
+	timerDeadline int64
+	// sliceEnd is the nanotime at which the running thread's time slice
+	// ends: timeslice after it got the CPU, or after its last slice ended.
+	sliceEnd int64
+)
 
 // trap is called by trapCommon for every kernel entry, on a kernel stack,
 // with interrupts off. f is the interrupted context; when trap returns,
@@ -37,7 +42,7 @@ func trap(f *Frame) {
 		}
 		kernelFault(f)
 	}
-	yield := false
+	yield, tick := false, false
 	switch v := f.Vector; {
 	case v == vectorSyscall:
 		yield = doSyscall(f)
@@ -45,7 +50,7 @@ func trap(f *Frame) {
 		stats.TimerInterrupts++
 		timerArmed = false
 		eoi()
-		yield = true
+		tick = true
 	case v == vectorSpurious || (v >= picBase && v < picBase+16):
 	case v < 32:
 		exception(f)
@@ -54,9 +59,19 @@ func trap(f *Frame) {
 		yield = deviceTrap(v)
 	}
 	now := nanotime()
+	chargeCPU(now, tick)
 	checkCrashTimeout(now)
-	next := expireTimeouts(now)
+	next, woke := expireTimeouts(now)
+	// A tick that ends the slice or wakes a waiter preempts; one that only
+	// brings a CPU-time timer's expiry leaves the thread on the CPU.
+	if tick && (woke || now+timerSlack >= sliceEnd) {
+		yield = true
+	}
+	prev := current
 	schedule(f, yield)
+	if current != prev || yield {
+		sliceEnd = now + timeslice
+	}
 	deliverPending(f)
 	rearmTimer(now, next)
 }
@@ -76,18 +91,27 @@ func deviceTrap(v uint64) (yield bool) {
 }
 
 // rearmTimer keeps a one-shot pending for the nearest of: the next wait
-// deadline and the end of the running thread's time slice.
+// deadline, the end of the running thread's time slice, and the moment
+// its CPU time reaches a CPU-time timer's expiry (the profiler's next
+// SIGPROF).
 func rearmTimer(now, next int64) {
-	want := now + timeslice
+	want := sliceEnd
 	if current == 0 && runqHead < 0 {
 		want = 0 // idle with nothing queued: only deadlines matter
 	}
 	if next != 0 && (want == 0 || next < want) {
 		want = next
 	}
+	if prof := cpuTimerDeadline(now); prof != 0 && (want == 0 || prof < want) {
+		want = prof
+	}
 	if want == 0 {
 		return
 	}
+	// A deadline already due (an overdue CPU-time expiry) is armed at the
+	// minimum; a one-shot that fires by then is kept, so that a thread
+	// making system calls more often than that does not push it back.
+	want = max(want, now+minTimerNs)
 	if timerArmed && timerDeadline <= want && timerDeadline > now {
 		return
 	}

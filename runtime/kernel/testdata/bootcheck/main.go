@@ -3,10 +3,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +38,10 @@ func main() {
 		interrupts()
 	case "machine":
 		machineAccess()
+	case "profile":
+		profile()
+	case "clock":
+		clock()
 	case "panic":
 		panic("bootcheck: deliberate panic")
 	case "exit":
@@ -173,13 +180,15 @@ var globalPage [64]byte
 
 // machineAccess checks DMA memory, address translation, register mapping
 // and port I/O against the real machine.
-func machineAccess() {
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			fmt.Printf("bootcheck: "+format+"\n", args...)
-			os.Exit(1)
-		}
+// check stops the program with status 1 and a message unless ok.
+func check(ok bool, format string, args ...any) {
+	if !ok {
+		fmt.Printf("bootcheck: "+format+"\n", args...)
+		os.Exit(1)
 	}
+}
+
+func machineAccess() {
 	var dma machine.DMA
 	for _, tc := range []struct{ size, align int }{{64, 16}, {4096, 4096}, {100, 64}, {65536, 4096}, {12000, 8192}} {
 		b, phys, err := dma.Alloc(tc.size, tc.align)
@@ -217,4 +226,76 @@ func machineAccess() {
 	regs.Write32(0, 1) // select the version register
 	check(regs.Read32(0x10)&0xff != 0 && (regs.Read32(0x10)>>16)&0xff >= 23, "I/O APIC version register %#x", regs.Read32(0x10))
 	fmt.Printf("bootcheck: DMA, registers and ports work (host bridge %#x)\n", id)
+}
+
+// profile runs Go's CPU profiler (runtime/pprof: per-thread timer_create
+// timers and setitimer, SIGPROF) over about a second of CPU-bound work in
+// hotLoop and prints the profile, base64, between markers for the host to
+// read with go tool pprof.
+func profile() {
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		fmt.Println("bootcheck:", err)
+		os.Exit(1)
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		hotSink += hotLoop(1 << 14)
+	}
+	pprof.StopCPUProfile()
+	s, err := kernel.ReadStats()
+	if err != nil {
+		fmt.Println("bootcheck:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("bootcheck: profile of %d bytes, %d CPU-timer signals\n", buf.Len(), s.CPUTimerSignals)
+	fmt.Println("bootcheck: profile begin")
+	enc := base64.StdEncoding.EncodeToString(buf.Bytes())
+	for len(enc) > 0 {
+		n := min(len(enc), 76)
+		fmt.Println(enc[:n])
+		enc = enc[n:]
+	}
+	fmt.Println("bootcheck: profile end")
+}
+
+var hotSink uint64
+
+// hotLoop is where profile spends its CPU time.
+//
+//go:noinline
+func hotLoop(n int) uint64 {
+	h := uint64(0)
+	for i := 0; i < n; i++ {
+		h = h*31 + uint64(i)
+	}
+	return h
+}
+
+// clock reads the clock through the vDSO: 100000 reads of time.Now (each
+// a CLOCK_REALTIME and a CLOCK_MONOTONIC read) must make next to no system
+// calls, never go backwards, and agree with a sleep measured by the
+// kernel's own timers.
+func clock() {
+	before, err := kernel.ReadStats()
+	check(err == nil, "kernel stats: %v", err)
+	start := time.Now()
+	prev := start
+	for i := 0; i < 100000; i++ {
+		now := time.Now()
+		check(!now.Before(prev), "time.Now went backwards: %v after %v", now, prev)
+		prev = now
+	}
+	after, err := kernel.ReadStats()
+	check(err == nil, "kernel stats: %v", err)
+	calls := after.Syscalls - before.Syscalls
+	check(calls < 1000, "100000 clock reads made %d system calls", calls)
+	t0 := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	slept := time.Since(t0)
+	check(slept >= 200*time.Millisecond && slept < 2*time.Second, "a 200 ms sleep took %v", slept)
+	wall := time.Now().Unix()
+	check(wall > 1.7e9, "wall clock %d is before 2023", wall)
+	fmt.Printf("bootcheck: 100000 clock reads made %d system calls\n", calls)
+	fmt.Println("bootcheck: clock ok")
 }
