@@ -28,6 +28,9 @@ type Config struct {
 	// virtio PCI transport (feature mask, queue size, legacy, INTx...).
 	Driver    virtionet.Options
 	Transport virtiopci.Options
+	// TCPRACK turns on RACK-TLP loss detection (RFC 8985), which is off
+	// by default: see tuneTCP.
+	TCPRACK bool
 	// Logf receives progress messages; nil means silence.
 	Logf func(format string, args ...any)
 }
@@ -42,6 +45,7 @@ type Config struct {
 //	virtio_net.legacy=1       use the legacy interface of a transitional device
 //	virtio_net.intx=1         use INTx even when MSI-X is available
 //	virtio_net.queue=N        RX/TX ring size on a modern device
+//	tcp.rack=1                RACK-TLP loss detection on (see Config.TCPRACK)
 //
 // Other words are ignored.
 func ConfigFromArgs(args []string) (Config, error) {
@@ -73,6 +77,8 @@ func ConfigFromArgs(args []string) (Config, error) {
 			c.Transport.NoMSIX, err = strconv.ParseBool(v)
 		case "virtio_net.queue":
 			c.Driver.QueueSize, err = strconv.Atoi(v)
+		case "tcp.rack":
+			c.TCPRACK, err = strconv.ParseBool(v)
 		default:
 			continue
 		}

@@ -23,6 +23,8 @@ func TestConfigFromArgs(t *testing.T) {
 			func(c Config) bool {
 				return c.Driver.FeatureMask == 0x8000 && c.Transport.ForceLegacy && c.Transport.NoMSIX && c.Driver.QueueSize == 512
 			}, false},
+		{"RACK is off unless asked for", []string{"ip=10.0.2.15/24"}, func(c Config) bool { return !c.TCPRACK }, false},
+		{"tcp.rack=1 turns RACK on", []string{"tcp.rack=1"}, func(c Config) bool { return c.TCPRACK }, false},
 		{"words without = and unknown keys are ignored", []string{"verbose", "port=80"}, func(c Config) bool { return !c.Address.IsValid() }, false},
 		{"a bad address is an error", []string{"ip=10.0.2.15"}, nil, true},
 		{"a bad name server is an error", []string{"dns=10.0.2.3,nope"}, nil, true},

@@ -28,6 +28,7 @@ type fakeQueue struct {
 	reposted int                           // Add calls with an address already in flight (must stay 0)
 	kicks    int                           // Kick calls
 	indirect bool                          // every chain takes one descriptor (INDIRECT_DESC)
+	intrOn   bool                          // interrupts enabled (EnableInterrupts since the last DisableInterrupts)
 	stats    virtqueue.Stats               // counters
 }
 
@@ -47,8 +48,8 @@ func newFakeQueue(size int) *fakeQueue {
 
 func (q *fakeQueue) Size() int                             { return q.size }
 func (q *fakeQueue) Addresses() (desc, avail, used uint64) { return 0, 0, 0 }
-func (q *fakeQueue) DisableInterrupts()                    {}
-func (q *fakeQueue) EnableInterrupts() bool                { return len(q.used) > 0 }
+func (q *fakeQueue) DisableInterrupts()                    { q.intrOn = false }
+func (q *fakeQueue) EnableInterrupts() bool                { q.intrOn = true; return len(q.used) > q.usedHead }
 func (q *fakeQueue) Free() int                             { return q.free }
 func (q *fakeQueue) InFlight() int                         { return len(q.chains) }
 func (q *fakeQueue) Stats() virtqueue.Stats                { return q.stats }

@@ -92,26 +92,19 @@ func (d *Device) rxLoop() {
 	}
 }
 
-// txLoop releases transmitted packets when the device returns them.
+// txLoop releases transmitted packets when the device interrupts, which it
+// does only while a writer waits for room in a full ring (waitSpace turns
+// the interrupts on); that writer is then signalled through space.
 func (d *Device) txLoop() {
 	defer d.wg.Done()
 	for {
-		for {
-			d.tx.mu.Lock()
-			d.tx.q.DisableInterrupts()
-			d.tx.reclaimLocked()
-			pending := d.tx.q.EnableInterrupts()
-			d.tx.mu.Unlock()
-			if !pending {
-				break
-			}
-		}
 		select {
 		case <-d.ctx.Done():
 			return
 		case <-d.txWake:
 			d.c.txInterrupts.Add(1)
 		}
+		d.tx.Reclaim()
 	}
 }
 

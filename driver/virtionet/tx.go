@@ -35,7 +35,8 @@ type txRing struct {
 	freeSlot  []uint16           // header slots not in use
 	inflight  []txEntry          // per head id: the packet in flight there
 	chain     []virtqueue.Buffer // scratch chain for Add
-	space     chan struct{}      // signalled (one slot) when completions freed descriptors
+	space     chan struct{}      // closed (and replaced) when completions freed descriptors while writers wait
+	waiters   int                // writers waiting in waitSpace; TX interrupts are on while > 0
 	pending   int                // chains posted since the last Kick
 	fullWait  time.Duration      // how long Write waits for room in a full ring; constant
 	notify    func()             // notifies the device of new chains
@@ -69,7 +70,7 @@ func newTxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, c *counter
 		freeSlot:  make([]uint16, n),
 		inflight:  make([]txEntry, n),
 		chain:     make([]virtqueue.Buffer, 0, 64),
-		space:     make(chan struct{}, 1),
+		space:     make(chan struct{}),
 		fullWait:  defaultTxFullWait,
 		notify:    func() {},
 		c:         c,
@@ -77,6 +78,7 @@ func newTxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, c *counter
 	for i := range t.freeSlot {
 		t.freeSlot[i] = uint16(n - 1 - i)
 	}
+	q.DisableInterrupts() // until a writer waits for room: see waitSpace
 	c.txRingSize.Store(uint64(n))
 	return t, nil
 }
@@ -98,6 +100,9 @@ const defaultTxFullWait = 50 * time.Millisecond
 func (t *txRing) Write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Completed chains are taken back here, as each write starts, rather
+	// than on an interrupt per packet: see waitSpace.
+	t.reclaimLocked()
 	n := 0
 	var deadline time.Time
 	for n < len(pkts) {
@@ -144,20 +149,42 @@ func (t *txRing) publish() {
 
 // waitSpace waits, with mu released, until completions were reclaimed or
 // the deadline passed; it reports whether to try again.
+//
+// TX interrupts are on only while a writer waits here: the rest of the
+// time completed chains are reclaimed by the next Write (as Linux's
+// virtio_net does without TX NAPI), which saves an interrupt, a wake-up and
+// a trip through the poller per packet sent. The cost is that the last
+// packets sent before the link goes quiet keep their memory until the next
+// write; the ring's size bounds that.
 func (t *txRing) waitSpace(deadline time.Time) bool {
 	d := time.Until(deadline)
 	if d <= 0 {
 		return false
 	}
+	t.waiters++
+	defer t.leaveWait()
+	// Completions that arrived while interrupts were off are announced by
+	// no interrupt: take them now.
+	if t.waiters == 1 && t.q.EnableInterrupts() && t.reclaimLocked() > 0 {
+		return true
+	}
+	space := t.space
 	t.mu.Unlock()
 	defer t.mu.Lock()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
-	case <-t.space:
-		return true
-	case <-timer.C:
-		return true // one last reclaim and post attempt
+	case <-space:
+	case <-timer.C: // one last reclaim and post attempt
+	}
+	return true
+}
+
+// leaveWait ends a waitSpace; the last waiter out turns TX interrupts off.
+func (t *txRing) leaveWait() {
+	t.waiters--
+	if t.waiters == 0 {
+		t.q.DisableInterrupts()
 	}
 }
 
@@ -249,8 +276,10 @@ func (t *txRing) Reclaim() int {
 func (t *txRing) reclaimLocked() int {
 	n := 0
 	defer func() {
-		if n > 0 {
-			signal(t.space)
+		if n > 0 && t.waiters > 0 {
+			// Every waiting writer retries, not only the first.
+			close(t.space)
+			t.space = make(chan struct{})
 		}
 	}()
 	for {

@@ -235,6 +235,97 @@ func TestTxWriterWaitsForCompletionsWhenFull(t *testing.T) {
 	}
 }
 
+func TestTxInterruptsAreOnOnlyWhileAWriterWaitsForRoom(t *testing.T) {
+	h := newTxHarness(t, 3, 0) // one packet (3 descriptors) at a time
+	h.tx.fullWait = 10 * time.Second
+	intrOn := func() bool {
+		h.tx.mu.Lock()
+		defer h.tx.mu.Unlock()
+		return h.q.intrOn
+	}
+	var rel [2]bool
+	p0 := tcpPacket(frameOf(100, 0), stack.GSO{}, &rel[0])
+	p1 := tcpPacket(frameOf(100, 1), stack.GSO{}, &rel[1])
+	defer p0.DecRef()
+	defer p1.DecRef()
+	if n, err := h.tx.Write([]*stack.PacketBuffer{p0}); n != 1 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if intrOn() {
+		t.Fatal("TX interrupts on after a write that found room")
+	}
+	done := make(chan int)
+	go func() {
+		n, _ := h.tx.Write([]*stack.PacketBuffer{p1})
+		done <- n
+	}()
+	eventually(t, "TX interrupts on while the writer waits", intrOn)
+	// The device completes the first chain and interrupts; the TX loop
+	// reclaims.
+	h.tx.mu.Lock()
+	head, _, _ := h.q.takeAvail()
+	h.q.pushUsed(uint32(head), 0)
+	h.tx.mu.Unlock()
+	h.tx.Reclaim()
+	if n := <-done; n != 1 {
+		t.Fatalf("waiting Write posted %d packets, want 1", n)
+	}
+	if intrOn() {
+		t.Error("TX interrupts still on after the last waiter left")
+	}
+	if c := h.c.snapshot().TxCompleted; c != 1 {
+		t.Errorf("%d chains completed, want 1", c)
+	}
+}
+
+func TestTxCompletionWakesEveryWaitingWriter(t *testing.T) {
+	h := newTxHarness(t, 3, 0) // one packet (3 descriptors) at a time
+	h.tx.fullWait = 20 * time.Second
+	var rel [3]bool
+	var pkts [3]*stack.PacketBuffer
+	for i := range pkts {
+		pkts[i] = tcpPacket(frameOf(100, byte(i)), stack.GSO{}, &rel[i])
+		defer pkts[i].DecRef()
+	}
+	if n, _ := h.tx.Write(pkts[:1]); n != 1 {
+		t.Fatal("first write did not post")
+	}
+	done := make(chan struct{}, 2)
+	for _, p := range pkts[1:] {
+		go func() {
+			h.tx.Write([]*stack.PacketBuffer{p})
+			done <- struct{}{}
+		}()
+	}
+	eventually(t, "two writers waiting", func() bool {
+		h.tx.mu.Lock()
+		defer h.tx.mu.Unlock()
+		return h.tx.waiters == 2
+	})
+	// Complete each chain as it is posted, as a device would; each
+	// completion must wake the writers still waiting, not just one of them
+	// (the other would sit out its 20 s wait).
+	deadline := time.Now().Add(10 * time.Second)
+	for finished := 0; finished < 2; {
+		select {
+		case <-done:
+			finished++
+			continue
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 waiting writers finished", finished)
+		}
+		h.tx.mu.Lock()
+		if head, _, ok := h.q.takeAvail(); ok {
+			h.q.pushUsed(uint32(head), 0)
+		}
+		h.tx.mu.Unlock()
+		h.tx.Reclaim()
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestTxPacketLongerThanTheRingIsDroppedAndCounted(t *testing.T) {
 	h := newTxHarness(t, 2, 0) // a packet needs 3 descriptors
 	rel := false
