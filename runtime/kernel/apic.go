@@ -107,20 +107,37 @@ func initInterruptControllers() {
 	lapicWrite(lapicLVTError, lvtMasked)
 	lapicWrite(lapicDivide, divideBy1)
 
-	// Count down from the maximum for 10 ms of TSC.
+	// Count down from the maximum and compare with the TSC: both read
+	// together at the start and at the end of each window, so that the
+	// host descheduling the CPU lengthens both alike; the median of
+	// calibRounds windows drops a window preempted between the reads.
 	lapicWrite(lapicLVTTimer, lvtMasked|vectorTimer)
 	lapicWrite(lapicInitCnt, 0xffffffff)
-	t0 := cpu.RDTSC()
-	for cpu.RDTSC()-t0 < tscHz/100 {
+	var rates [calibRounds]uint64
+	for i := range rates {
+		tsc0, cnt0 := readTSCAndLAPIC()
+		tsc1, cnt1 := tsc0, cnt0
+		for tsc1-tsc0 < tscHz/100 { // 10 ms
+			tsc1, cnt1 = readTSCAndLAPIC()
+		}
+		rates[i] = uint64(cnt0-cnt1) * tscHz / (tsc1 - tsc0)
 	}
-	elapsed := 0xffffffff - lapicRead(lapicCurCnt)
 	lapicWrite(lapicInitCnt, 0)
-	lapicHz = uint64(elapsed) * 100
+	lapicHz = median(rates[:])
 	if lapicHz == 0 {
 		console.Print("kernel: LAPIC timer does not count\n")
 		lapicHz = 1e9
 	}
 	lapicWrite(lapicLVTTimer, vectorTimer) // one-shot, unmasked
+}
+
+// readTSCAndLAPIC returns the TSC and the LAPIC timer's current count at
+// (nearly) the same moment: the TSC halfway between two reads around it.
+func readTSCAndLAPIC() (tsc uint64, count uint32) {
+	t0 := cpu.RDTSC()
+	count = lapicRead(lapicCurCnt)
+	t1 := cpu.RDTSC()
+	return t0 + (t1-t0)/2, count
 }
 
 // minTimerNs is the shortest one-shot armTimer sets; a nearer deadline

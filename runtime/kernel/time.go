@@ -9,11 +9,16 @@ import (
 
 // The 8254 PIT (channel 2, gated through port 0x61) calibrates the TSC.
 const (
-	pitHz        = 1193182
-	pitCh2       = 0x42
-	pitCmd       = 0x43
-	pitGatePort  = 0x61
-	pitCalibTick = pitHz / 100 // 10 ms
+	pitHz       = 1193182
+	pitCh2      = 0x42
+	pitCmd      = 0x43
+	pitGatePort = 0x61
+	pitLatchCh2 = 0x80 // counter latch command for channel 2
+	// calibTicks is each calibration window: 10 ms of PIT ticks, well
+	// inside the counter's 55 ms wrap.
+	calibTicks = pitHz / 100
+	// calibRounds windows are measured and the median kept.
+	calibRounds = 5
 )
 
 var (
@@ -23,24 +28,60 @@ var (
 	wallBase int64  // Unix time in ns at nanotime 0 (from the RTC)
 )
 
-// calibrateTSC measures the TSC against 10 ms of PIT channel 2.
+// calibrateTSC measures the TSC rate against the PIT. Each window reads
+// both clocks together at its start and at its end, so time the virtual
+// CPU spends descheduled on the host lengthens both alike (polling for the
+// end of a fixed PIT interval instead would charge a late look to the
+// TSC alone, and the clock would then run slow for the whole boot). The
+// median of calibRounds windows discards a window in which the host
+// preempted the CPU between the two reads of a pair.
 func calibrateTSC() {
 	gate := cpu.In8(pitGatePort)
 	cpu.Out8(pitGatePort, (gate&^0x02)|0x01) // gate on, speaker off
 	cpu.Out8(pitCmd, 0xb0)                   // ch 2, lo/hi byte, mode 0
-	cpu.Out8(pitCh2, pitCalibTick&0xff)
-	cpu.Out8(pitCh2, pitCalibTick>>8)
-	t0 := cpu.RDTSC()
-	for i := 0; cpu.In8(pitGatePort)&0x20 == 0; i++ {
-		if i > 1<<28 {
-			console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
-			tscHz = 1e9
-			break
+	cpu.Out8(pitCh2, 0xff)
+	cpu.Out8(pitCh2, 0xff)
+	var rates [calibRounds]uint64
+	for i := range rates {
+		tsc0, pit0 := readClocks()
+		tsc1, pit1 := tsc0, pit0
+		for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
+			if spins > 1<<24 {
+				console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
+				setTSCRate(1e9)
+				return
+			}
+			tsc1, pit1 = readClocks()
+		}
+		rates[i] = (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
+	}
+	setTSCRate(median(rates[:]))
+}
+
+// median sorts v (a handful of values, in place) and returns its middle.
+func median(v []uint64) uint64 {
+	for i := 1; i < len(v); i++ {
+		for j := i; j > 0 && v[j] < v[j-1]; j-- {
+			v[j], v[j-1] = v[j-1], v[j]
 		}
 	}
-	if tscHz == 0 {
-		tscHz = (cpu.RDTSC() - t0) * pitHz / pitCalibTick
-	}
+	return v[len(v)/2]
+}
+
+// readClocks returns the TSC and PIT channel 2's count at (nearly) the
+// same moment: the TSC halfway between two reads around the latch.
+func readClocks() (tsc uint64, pit uint16) {
+	t0 := cpu.RDTSC()
+	cpu.Out8(pitCmd, pitLatchCh2)
+	lo := cpu.In8(pitCh2)
+	hi := cpu.In8(pitCh2)
+	t1 := cpu.RDTSC()
+	return t0 + (t1-t0)/2, uint16(hi)<<8 | uint16(lo)
+}
+
+// setTSCRate sets the clock's rate and starts it at zero.
+func setTSCRate(hz uint64) {
+	tscHz = hz
 	tscBase = cpu.RDTSC()
 	hi, lo := bits.Mul64(1e9, 1<<32)
 	tscMult, _ = bits.Div64(hi, lo, tscHz)

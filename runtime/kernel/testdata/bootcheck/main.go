@@ -42,6 +42,14 @@ func main() {
 		profile()
 	case "clock":
 		clock()
+	case "sleep":
+		// A second for the host to settle, then the measured sleep.
+		fmt.Println("bootcheck: booted")
+		time.Sleep(time.Second)
+		fmt.Println("bootcheck: sleeping")
+		start := time.Now()
+		time.Sleep(2 * time.Second)
+		fmt.Printf("bootcheck: slept %d ns\n", time.Since(start))
 	case "panic":
 		panic("bootcheck: deliberate panic")
 	case "exit":
