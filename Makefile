@@ -46,9 +46,11 @@ $(BUILD)/%.img: $(BUILD)/%.elf
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags hostnet ./examples/throughput
 
 test: vet
 	$(GO) test -timeout 45m ./...
+	$(GO) test -tags hostnet ./examples/throughput
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

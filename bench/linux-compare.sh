@@ -19,6 +19,10 @@
 #                        guest transmits) and POST /sha256 (it receives)
 #   raw TCP              bench/client -mode tcp: the zero source on port 19
 #                        and the discard sink on port 9
+#   guest CPU            bench/client -mode cpu before and after each of
+#                        those but ping: the guest's busy CPU time per
+#                        transaction or request (us) or per MB moved (ms),
+#                        and its busy share of the time (%)
 #
 # all twice: with the device's MSI-X (the default) and with INTx
 # (vectors=0 on virtio-net-pci, which Linux then uses too), restarting both
@@ -32,6 +36,18 @@
 # for each figure, for several rounds, with the order swapped every round.
 # The table gives the median of each cell; the idle guest halts and costs
 # next to nothing meanwhile.
+#
+# The guest CPU figures come from examples/throughput's GET /cpu: the time
+# the guest's CPU was busy since boot (govirtio: all but its idle thread,
+# kernel included; Linux: /proc/stat's user, nice, system, irq, softirq and
+# steal time) and the time in all, read before and after a measurement.
+# The busy share of the interval, times the interval by the host's clock
+# (a guest's clock can run slow, see cpu_figures), is what the work cost
+# the guest, whatever did it (program, stack, driver, interrupts), plus the
+# little the two readings and the guest's background work take. Linux
+# samples its busy times at the tick, so its figures from short
+# measurements are rougher. A guest whose server has no GET /cpu
+# (GOVIRTIO_IMAGE or LINUX_SERVER from an older commit) gets no CPU figures.
 #
 # Usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-intx only|both|none] [-keep]
 #
@@ -53,8 +69,9 @@ usage: bench/linux-compare.sh [-seconds N] [-rounds R] [-intx only|both|none] [-
 Boots a Linux guest and a govirtio guest, both running examples/throughput,
 on the same QEMU virtio-net tap backend, measures them alternately (idle
 ping, TCP request/response, wrk on one and eight connections, 64 MiB HTTP
-transfers both ways, raw TCP both ways) and prints the medians and the
-ratios, oriented so that a ratio above 1 means govirtio did better.
+transfers both ways, raw TCP both ways, and around each but ping the guest
+CPU time the work took) and prints the medians and the ratios, oriented so
+that a ratio above 1 means govirtio did better.
 
 options:
   -seconds N   time per timed measurement (request/response, each wrk run,
@@ -80,7 +97,8 @@ environment:
                   examples/throughput with -tags hostnet; it must be static
                   (CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build
                   -tags hostnet ./examples/throughput)
-Both must serve the services of examples/throughput (ports 7, 9, 19, 80).
+Both must serve the services of examples/throughput (ports 7, 9, 19, 80);
+one without its GET /cpu gets no guest CPU figures.
 EOF
 }
 
@@ -413,6 +431,7 @@ wait_ready() {
 			guest_failed "$g" "the $g guest's QEMU exited before port 19 answered"
 		if ip netns exec "${ns[$g]}" "$work/client" -addr "$guest_ip" -probe 2>/dev/null; then
 			log "$g guest ready after $((SECONDS - start))s"
+			check_cpu "$g"
 			return 0
 		fi
 		((SECONDS - start <= boot_timeout)) ||
@@ -457,7 +476,8 @@ measure_ping() {
 	awk -F'[/ ]+' '/^rtt / { printf "ping-min %s ms\nping-avg %s ms\n", $7, $8 }' <<<"$out"
 }
 
-# wrk_figures PREFIX reads wrk --latency output and prints PREFIX (req/s),
+# wrk_figures PREFIX reads wrk --latency output and prints PREFIX (req/s,
+# then the count of requests as the client prints its transactions),
 # PREFIX-p50 and PREFIX-p99 (ms). wrk prints latencies with the unit that
 # suits them: us, ms, s, m or h.
 wrk_figures() {
@@ -477,7 +497,16 @@ wrk_figures() {
 	/Latency Distribution/ { dist = 1; next }
 	dist && $1 == "50%" { printf "%s-p50 %.4f ms\n", p, ms($2) }
 	dist && $1 == "99%" { printf "%s-p99 %.4f ms\n", p, ms($2) }
-	/^Requests\/sec:/ { printf "%s %s req/s\n", p, $2 }
+	# 12345 requests in 10.00s, 1.52MB read
+	$2 == "requests" && $3 == "in" { count = $1 }
+	/^Requests\/sec:/ { rate = $2 }
+	END {
+		if (rate == "" || count == "") {
+			printf "%s: no request count or rate in wrk output\n", p > "/dev/stderr"
+			exit 1
+		}
+		printf "%s %s req/s %d requests\n", p, rate, count
+	}
 	'
 }
 
@@ -506,23 +535,109 @@ measure_client() {
 	printf '%s\n' "$out"
 }
 
+# has_cpu[GUEST] is 1 when GUEST's server answers GET /cpu (check_cpu).
+declare -A has_cpu=()
+
+# read_cpu GUEST prints GUEST's CPU time since boot, busy and total in ns
+# of its clock, and when the reading arrived in Unix ns of ours.
+read_cpu() {
+	local g=$1 out
+	out=$(in_ns "$g" "$work/client" -addr "$guest_ip" -mode cpu) ||
+		guest_failed "$g" "reading the $g guest's CPU time (GET /cpu) failed"
+	awk '$1 == "cpu-busy-ns" { b = $2 } $1 == "cpu-total-ns" { t = $2 } $1 == "cpu-at-ns" { h = $2 }
+		END { if (b == "" || t == "" || h == "") exit 1; print b, t, h }' <<<"$out" ||
+		die "could not read the client's -mode cpu output: $out"
+}
+
+# check_cpu GUEST sets has_cpu[GUEST]: whether its server answers GET /cpu.
+check_cpu() {
+	local g=$1
+	if in_ns "$g" "$work/client" -addr "$guest_ip" -mode cpu >/dev/null; then
+		has_cpu[$g]=1
+	else
+		has_cpu[$g]=0
+		log "the $g guest does not serve GET /cpu (a server from an older commit?): no guest CPU figures for it"
+	fi
+}
+
+# clock_tolerance is how far from the host's a guest's clock may run over
+# a measurement before the log says so: Linux's /proc/stat counts in 10 ms
+# ticks, and the readings' own latencies differ.
+clock_tolerance=0.05
+
+# cpu_figures GUEST BEFORE AFTER reads a measurement's figures on stdin and
+# prints, for each that counts its work ("name value unit count what", what
+# being transactions, requests or bytes), the guest's CPU cost between the
+# readings BEFORE and AFTER (read_cpu): name-cpu, busy time per transaction
+# or request (us) or per MB (ms, the same number as ns per byte), and
+# name-busy, the busy share of the time (%).
+#
+# The busy time is the guest's busy share of its own clock times the
+# host's time between the readings. A guest clock is not always right: the
+# govirtio kernel calibrates its TSC against 10 ms of the PIT at boot, and
+# a QEMU held off the host's CPU meanwhile makes its clock run slow from
+# then on (seen: 0.36 of real time). The log says when a guest's clock
+# strays beyond clock_tolerance.
+cpu_figures() {
+	local g=$1 b0 t0 h0 b1 t1 h1
+	read -r b0 t0 h0 <<<"$2"
+	read -r b1 t1 h1 <<<"$3"
+	local busy=$((b1 - b0)) total=$((t1 - t0)) host=$((h1 - h0))
+	((busy >= 0 && total > 0 && busy <= total && host > 0)) ||
+		die "the $g guest's CPU time went from ($2) to ($3) (busy and total ns, host Unix ns)"
+	awk -v busy="$busy" -v total="$total" -v host="$host" -v g="$g" -v tol="$clock_tolerance" -v prog="$prog" '
+	$5 == "transactions" || $5 == "requests" || $5 == "bytes" {
+		if ($4 + 0 <= 0) {
+			printf "%s: no %s counted in %s against the %s guest\n", prog, $5, $1, g > "/dev/stderr"
+			exit 1
+		}
+		rate = total / host
+		if (!warned && (rate < 1 - tol || rate > 1 + tol)) {
+			printf "%s:   the %s guest'"'"'s clock ran at %.3f of real time over %s; its busy time is taken as its busy share of real time\n",
+				prog, g, rate, $1 > "/dev/stderr"
+			warned = 1
+		}
+		real = busy / total * host
+		if ($5 == "bytes") printf "%s-cpu %.6f ms/MB\n", $1, real / $4
+		else printf "%s-cpu %.3f us\n", $1, real / 1000 / $4
+		printf "%s-busy %.2f %%\n", $1, 100 * busy / total
+	}'
+}
+
+# with_cpu GUEST FN ARGS... runs the measurement FN GUEST ARGS... between
+# two readings of GUEST's CPU time and prints its figures and the guest
+# CPU figures derived from them (cpu_figures).
+with_cpu() {
+	local g=$1 fn=$2 before after out
+	shift 2
+	if ((!has_cpu[$g])); then
+		"$fn" "$g" "$@"
+		return
+	fi
+	before=$(read_cpu "$g")
+	out=$("$fn" "$g" "$@")
+	after=$(read_cpu "$g")
+	printf '%s\n' "$out"
+	cpu_figures "$g" "$before" "$after" <<<"$out"
+}
+
 # steps are the measurements of one round, in order: a function and its
-# arguments after the guest. The idle ping goes first, while both guests
-# are idle.
+# arguments after the guest; with_cpu in front adds the guest CPU figures.
+# The idle ping goes first, while both guests are idle.
 steps=(
 	"measure_ping"
-	"measure_client -mode rr -seconds $seconds"
-	"measure_wrk 1"
-	"measure_wrk 8"
-	"measure_client -mode http -dir tx -bytes $http_bytes"
-	"measure_client -mode http -dir rx -bytes $http_bytes"
-	"measure_client -mode tcp -dir tx -seconds $seconds"
-	"measure_client -mode tcp -dir rx -seconds $seconds"
+	"with_cpu measure_client -mode rr -seconds $seconds"
+	"with_cpu measure_wrk 1"
+	"with_cpu measure_wrk 8"
+	"with_cpu measure_client -mode http -dir tx -bytes $http_bytes"
+	"with_cpu measure_client -mode http -dir rx -bytes $http_bytes"
+	"with_cpu measure_client -mode tcp -dir tx -seconds $seconds"
+	"with_cpu measure_client -mode tcp -dir rx -seconds $seconds"
 )
 
 # measure_phase PHASE runs the rounds of PHASE with both guests up.
 measure_phase() {
-	local phase=$1 round step g out fn rest
+	local phase=$1 round step g out fn rest what
 	local -a order args
 	for ((round = 1; round <= rounds; round++)); do
 		log "${phase_title[$phase]}: round $round of $rounds"
@@ -532,9 +647,10 @@ measure_phase() {
 		for step in "${steps[@]}"; do
 			read -r fn rest <<<"$step"
 			read -r -a args <<<"$rest"
+			what=${step#with_cpu }
 			for g in "${order[@]}"; do
 				check_alive "$g"
-				log " $g: ${step#measure_}"
+				log " $g: ${what#measure_}"
 				out=$("$fn" "$g" "${args[@]}")
 				record "$phase" "$g" "$out"
 			done
@@ -560,9 +676,11 @@ median() {
 
 # ratio BETTER A B prints the ratio of A (Linux) and B (govirtio) oriented
 # so that above 1 means govirtio did better: B/A when higher is better, A/B
-# when lower is; n/a when a figure is missing or the divisor is zero.
+# when lower is; n/a when a figure is missing or the divisor is zero, and
+# nothing for a figure that is neither better higher nor lower (none).
 ratio() {
 	awk -v dir="$1" -v l="$2" -v g="$3" 'BEGIN {
+		if (dir == "none") { print ""; exit }
 		if (l == "-" || g == "-") { print "n/a"; exit }
 		if (dir == "higher") { a = g; b = l } else { a = l; b = g }
 		if (b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b
@@ -581,23 +699,37 @@ num() {
 }
 
 # rows are the table's rows: figure name, label, unit, and whether higher
-# or lower is better.
+# or lower is better (none: neither, no ratio).
 rows=(
 	"ping-avg|idle ping RTT, average|ms|lower"
 	"ping-min|idle ping RTT, minimum|ms|lower"
 	"rr|TCP request/response, 1 byte|trans/s|higher"
 	"rr-p50|  latency p50|ms|lower"
 	"rr-p99|  latency p99|ms|lower"
+	"rr-cpu|  guest CPU per transaction|us|lower"
+	"rr-busy|  guest CPU busy|%|none"
 	"wrk1|wrk GET / -c1|req/s|higher"
 	"wrk1-p50|  latency p50|ms|lower"
 	"wrk1-p99|  latency p99|ms|lower"
+	"wrk1-cpu|  guest CPU per request|us|lower"
+	"wrk1-busy|  guest CPU busy|%|none"
 	"wrk8|wrk GET / -c8|req/s|higher"
 	"wrk8-p50|  latency p50|ms|lower"
 	"wrk8-p99|  latency p99|ms|lower"
+	"wrk8-cpu|  guest CPU per request|us|lower"
+	"wrk8-busy|  guest CPU busy|%|none"
 	"http-guest-tx|HTTP GET 64 MiB, guest TX|MB/s|higher"
+	"http-guest-tx-cpu|  guest CPU per MB|ms|lower"
+	"http-guest-tx-busy|  guest CPU busy|%|none"
 	"http-guest-rx|HTTP POST 64 MiB, guest RX|MB/s|higher"
+	"http-guest-rx-cpu|  guest CPU per MB|ms|lower"
+	"http-guest-rx-busy|  guest CPU busy|%|none"
 	"guest-tx|raw TCP guest TX|MB/s|higher"
+	"guest-tx-cpu|  guest CPU per MB|ms|lower"
+	"guest-tx-busy|  guest CPU busy|%|none"
 	"guest-rx|raw TCP guest RX|MB/s|higher"
+	"guest-rx-cpu|  guest CPU per MB|ms|lower"
+	"guest-rx-busy|  guest CPU busy|%|none"
 )
 
 # print_table prints the medians of every phase run.
@@ -605,7 +737,9 @@ print_table() {
 	local phase row name label unit better l g
 	printf '\nmedians of %s round(s); timed measurements %ss each; MB = 10^6 bytes\n' "$rounds" "$seconds"
 	printf 'QEMU TCG (-cpu max, 1 vCPU, 512M), virtio-net-pci on a tap backend; TX/RX from the guest'"'"'s side\n'
-	printf 'ratio: above 1 means govirtio did better (govirtio/linux for rates, linux/govirtio for times)\n\n'
+	printf 'ratio: above 1 means govirtio did better (govirtio/linux for rates, linux/govirtio for times)\n'
+	printf 'guest CPU: the guest'"'"'s busy CPU time over the measurement (GET /cpu before and after) per unit of work,\n'
+	printf '  and its share of the elapsed time; Linux'"'"'s from /proc/stat, sampled at its tick\n\n'
 	printf '%-40s %10s %10s %10s\n' "" "linux" govirtio ratio
 	for phase in "${phases[@]}"; do
 		printf '%s\n' "${phase_title[$phase]}${phase_props[$phase]:+ (${phase_props[$phase]})}"
@@ -617,7 +751,9 @@ print_table() {
 				l=$(median ${results[$phase.linux.$name]:-})
 				g=$(median ${results[$phase.govirtio.$name]:-})
 			}
-			printf '  %-38s %10s %10s %10s\n' "$label ($unit)" "$(num "$l")" "$(num "$g")" "$(ratio "$better" "$l" "$g")"
+			# A row without a ratio ends after the govirtio column.
+			printf '  %-38s %10s %10s %10s\n' "$label ($unit)" "$(num "$l")" "$(num "$g")" "$(ratio "$better" "$l" "$g")" |
+				sed 's/ *$//'
 		done
 	done
 	printf '\nlinux: %s, examples/throughput -tags hostnet (%s)\n' "$kver" "$linux_server_desc"
@@ -634,7 +770,7 @@ print_rounds() {
 			name=${row%%|*}
 			for g in "${guests[@]}"; do
 				l=${results[$phase.$g.$name]:-}
-				printf '  %-14s %-9s %s\n' "$name" "$g" "${l% }"
+				printf '  %-18s %-9s %s\n' "$name" "$g" "${l% }"
 			done
 		done
 	done

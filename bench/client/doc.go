@@ -1,7 +1,7 @@
 // Command client measures a guest that runs the services of
 // examples/throughput: a zero source (TCP port 19), a discard sink (TCP port
 // 9), an echo service (TCP port 7) and an HTTP server (port 80) with
-// GET /bytes?n=N and POST /sha256.
+// GET /bytes?n=N, POST /sha256 and GET /cpu.
 //
 // bench/linux-compare.sh runs this same client against a Linux guest and a
 // govirtio guest on the same QEMU backend, so that the ratio between the two
@@ -12,6 +12,7 @@
 //	client -addr 10.0.3.15 [-mode tcp] [-seconds 10] [-dir both|tx|rx]
 //	client -addr 10.0.3.15 -mode rr [-seconds 10]
 //	client -addr 10.0.3.15 -mode http [-bytes 67108864] [-dir both|tx|rx]
+//	client -addr 10.0.3.15 -mode cpu
 //	client -addr 10.0.3.15 -probe
 //
 // "tx" and "rx" are named from the guest's side. Every figure is one line,
@@ -41,6 +42,17 @@
 //
 //	http-guest-tx 12.345 MB/s 67108864 bytes 5.436 s
 //	http-guest-rx 23.456 MB/s 67108864 bytes 2.861 s
+//
+// -mode cpu reads the guest's CPU time since boot from GET /cpu: the time
+// its CPU was busy (everything but idle, kernel and interrupts included)
+// and the time in all, in ns of the guest's clock, and when the reading
+// arrived by the client's clock (Unix ns). Two readings around a
+// measurement give what the work cost the guest; the client's clock
+// checks the guest's:
+//
+//	cpu-busy-ns 1234567890
+//	cpu-total-ns 9876543210
+//	cpu-at-ns 1767225600123456789
 //
 // With -probe the client only checks that the zero source answers (it
 // connects and waits for one byte) and exits 0 if it does, 1 if not;

@@ -15,9 +15,12 @@ const probeTimeout = 3 * time.Second
 // httpTimeout bounds one HTTP transfer, request to end of response.
 const httpTimeout = 10 * time.Minute
 
+// cpuTimeout bounds one -mode cpu reading.
+const cpuTimeout = 30 * time.Second
+
 func main() {
 	addr := flag.String("addr", "", "guest IP address (required)")
-	mode := flag.String("mode", "tcp", "what to measure: tcp (raw throughput), rr (request/response) or http (transfers)")
+	mode := flag.String("mode", "tcp", "what to measure: tcp (raw throughput), rr (request/response), http (transfers) or cpu (the guest's CPU time so far)")
 	seconds := flag.Float64("seconds", 10, "measurement time per direction (tcp) or in all (rr), in seconds")
 	dir := flag.String("dir", "both", "directions to measure (tcp, http), from the guest's side: both, tx or rx")
 	size := flag.Int64("bytes", 64<<20, "bytes per HTTP transfer")
@@ -90,8 +93,15 @@ func main() {
 			r, err := upload(base, *size, httpTimeout)
 			report("http-guest-rx", r, err)
 		}
+	case "cpu":
+		c, err := readCPU("http://"+hostPort(*httpPort), cpuTimeout)
+		if err != nil {
+			fail(err)
+			break
+		}
+		fmt.Printf("cpu-busy-ns %d\ncpu-total-ns %d\ncpu-at-ns %d\n", c.Busy, c.Total, c.At)
 	default:
-		fmt.Fprintf(os.Stderr, "client: -mode wants tcp, rr or http, got %q\n", *mode)
+		fmt.Fprintf(os.Stderr, "client: -mode wants tcp, rr, http or cpu, got %q\n", *mode)
 		os.Exit(2)
 	}
 	if failed {

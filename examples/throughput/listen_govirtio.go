@@ -8,9 +8,10 @@ import (
 	"log"
 	"net"
 	"os"
+	"time"
 
 	"github.com/govirtio/govirtio/network"
-	_ "github.com/govirtio/govirtio/runtime/kernel"
+	"github.com/govirtio/govirtio/runtime/kernel"
 )
 
 // govirtio is the image's platform: the gVisor stack on the virtio-net
@@ -35,4 +36,15 @@ func (g govirtio) Counters() string {
 	tcp := g.n.Stack.Stats().TCP
 	return fmt.Sprintf("tcp retransmits %d timeouts %d fast %d; driver %+v",
 		tcp.Retransmits.Value(), tcp.Timeouts.Value(), tcp.FastRetransmit.Value(), g.n.Device.Stats())
+}
+
+// CPUTime reads the kernel's accounting: busy is all the time the CPU was
+// not in the idle thread (the program, the driver and the kernel alike),
+// total the time since boot, both at the same accounting point.
+func (govirtio) CPUTime() (busy, total time.Duration, err error) {
+	s, err := kernel.ReadStats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(s.Uptime - s.IdleTime), time.Duration(s.Uptime), nil
 }

@@ -12,10 +12,11 @@ package kernel
 //
 // CPU time is charged at one point of every trap (chargeCPU): the time
 // since the previous point goes to the thread that was running then, and
-// to the process; time the idle thread had is nobody's. A thread's CPU time
-// so includes its system calls and the interrupts taken while it runs, as
-// Linux's CLOCK_THREAD_CPUTIME_ID (user plus system time, interrupts
-// charged to the task they interrupt) does.
+// to the process; time the idle thread had is nobody's, and counts as the
+// CPU's idle time (Stats.IdleTime, charged up to Stats.Uptime). A thread's
+// CPU time so includes its system calls and the interrupts taken while it
+// runs, as Linux's CLOCK_THREAD_CPUTIME_ID (user plus system time,
+// interrupts charged to the task they interrupt) does.
 //
 // # Expiry
 //
@@ -118,7 +119,11 @@ func resetCPUClocks() {
 // counts as reaching it.
 func chargeCPU(now int64, tick bool) {
 	if current == 0 {
-		accountedAt = max(accountedAt, now)
+		if d := now - accountedAt; d > 0 {
+			accountedAt = now
+			stats.IdleTime += uint64(d)
+			stats.Uptime = uint64(now)
+		}
 		return
 	}
 	t := &threads[current]
@@ -126,6 +131,7 @@ func chargeCPU(now int64, tick bool) {
 		accountedAt = now
 		t.cpuTime += d
 		procCPU += d
+		stats.Uptime = uint64(now)
 	}
 	if tick && (t.cpuTimerNext != 0 && t.cpuTime+timerSlack >= t.cpuTimerNext ||
 		procTimerNext != 0 && procCPU+timerSlack >= procTimerNext) {

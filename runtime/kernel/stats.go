@@ -22,17 +22,30 @@ type Stats struct {
 	// profiler's SIGPROF ticks (timer_create and setitimer), without the
 	// expiries that found their last signal still pending.
 	CPUTimerSignals uint64
+	// IdleTime is the time in ns the idle thread had the CPU, up to
+	// Uptime. The kernel's work in the traps that hand the CPU to the idle
+	// thread and take it back counts on one side or the other of the
+	// accounting point (chargeCPU): the end of the trap that switched to
+	// the idle thread and the start of the device interrupt that woke it,
+	// up to that trap's accounting point, count as idle.
+	IdleTime uint64
+	// Uptime is the nanotime (ns since the TSC was calibrated at boot) up
+	// to which CPU time has been charged, the point IdleTime is counted
+	// to: Uptime - IdleTime is exactly the time the CPU was busy, running
+	// threads or the kernel, since boot.
+	Uptime uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 6
+const statsWords = 8
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
-	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals}
+	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
+		&s.IdleTime, &s.Uptime}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go
@@ -49,8 +62,11 @@ func ReadStats() (Stats, error) {
 	return s, nil
 }
 
-// sysKernelStats copies the counters to the program's buffer at buf.
+// sysKernelStats copies the counters to the program's buffer at buf. It
+// charges the CPU time up to now first, so that Uptime and IdleTime are as
+// of the call.
 func sysKernelStats(buf, size uint64) int64 {
+	chargeCPU(nanotime(), false)
 	if size < statsWords*8 {
 		return -eINVAL
 	}
