@@ -3,6 +3,7 @@ package network
 import (
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestConfigFromArgs(t *testing.T) {
@@ -25,6 +26,9 @@ func TestConfigFromArgs(t *testing.T) {
 			}, false},
 		{"RACK is off unless asked for", []string{"ip=10.0.2.15/24"}, func(c Config) bool { return !c.TCPRACK }, false},
 		{"tcp.rack=1 turns RACK on", []string{"tcp.rack=1"}, func(c Config) bool { return c.TCPRACK }, false},
+		{"tcp.ackdelay sets the ACK delay", []string{"tcp.ackdelay=500us"}, func(c Config) bool { return c.ACKDelay == 500*time.Microsecond }, false},
+		{"delayed ACKs are off unless asked for", []string{"ip=10.0.2.15/24"}, func(c Config) bool { return c.ACKDelay == 0 }, false},
+		{"a bad ACK delay is an error", []string{"tcp.ackdelay=soon"}, nil, true},
 		{"words without = and unknown keys are ignored", []string{"verbose", "port=80"}, func(c Config) bool { return !c.Address.IsValid() }, false},
 		{"a bad address is an error", []string{"ip=10.0.2.15"}, nil, true},
 		{"a bad name server is an error", []string{"dns=10.0.2.3,nope"}, nil, true},

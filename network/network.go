@@ -21,6 +21,7 @@ import (
 
 	"github.com/govirtio/govirtio/driver/virtionet"
 	"github.com/govirtio/govirtio/driver/virtiopci"
+	"github.com/govirtio/govirtio/network/delayedack"
 	"github.com/govirtio/govirtio/pci"
 	"github.com/govirtio/govirtio/runtime/machine"
 )
@@ -40,15 +41,18 @@ const nicID tcpip.NICID = 1
 // Network is a running network: the device, its driver, the stack on top
 // and the address it got.
 type Network struct {
-	Stack     *stack.Stack         // the gVisor stack
-	Device    *virtionet.Device    // the driver (and link endpoint)
-	Transport *virtiopci.Transport // the virtio PCI transport under it
-	PCI       *pci.Device          // the device
-	Address   netip.Prefix         // the interface address
-	Gateway   netip.Addr           // default router, if any
-	DNS       []netip.Addr         // name servers
-	Lease     time.Duration        // DHCP lease time; 0 for static
-	logf      func(string, ...any) // progress messages
+	Stack  *stack.Stack      // the gVisor stack
+	Device *virtionet.Device // the driver (and link endpoint)
+	// DelayedACK is the NIC's queueing discipline when Config.ACKDelay
+	// turned delayed ACKs on, else nil.
+	DelayedACK *delayedack.Discipline
+	Transport  *virtiopci.Transport // the virtio PCI transport under it
+	PCI        *pci.Device          // the device
+	Address    netip.Prefix         // the interface address
+	Gateway    netip.Addr           // default router, if any
+	DNS        []netip.Addr         // name servers
+	Lease      time.Duration        // DHCP lease time; 0 for static
+	logf       func(string, ...any) // progress messages
 }
 
 // Start finds the first virtio-net device, brings up its driver and a
@@ -92,10 +96,16 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	tuneTCP(s, cfg.TCPRACK)
-	if err := s.CreateNIC(nicID, dev); err != nil {
+	var opts stack.NICOptions
+	var delack *delayedack.Discipline
+	if cfg.ACKDelay > 0 {
+		delack = delayedack.New(dev, delayedack.Options{Delay: cfg.ACKDelay})
+		opts.QDisc = delack
+	}
+	if err := s.CreateNICWithOptions(nicID, dev, opts); err != nil {
 		return nil, fmt.Errorf("network: create NIC: %s", err)
 	}
-	n := &Network{Stack: s, Device: dev, Transport: t, PCI: d, logf: logf}
+	n := &Network{Stack: s, Device: dev, DelayedACK: delack, Transport: t, PCI: d, logf: logf}
 	if cfg.Address.IsValid() {
 		n.Address, n.Gateway, n.DNS = cfg.Address, cfg.Gateway, cfg.DNS
 	} else {

@@ -54,6 +54,9 @@ func main() {
 	}
 	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
 	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+	if n.DelayedACK != nil {
+		expvar.Publish("delayedack", expvar.Func(func() any { return n.DelayedACK.Stats() }))
+	}
 	expvar.Publish("kernel", expvar.Func(func() any {
 		s, err := kernel.ReadStats()
 		if err != nil {
