@@ -83,6 +83,10 @@ type Device struct {
 	onClose    atomic.Pointer[func()]        // SetOnCloseAction's action
 
 	rxWake, txWake, ctrlWake, cfgWake chan struct{} // interrupt fan-out, one slot each
+	// ownIRQ maps the wake channel of each loop that has an interrupt to
+	// itself to that interrupt, which the loop waits on directly; set by
+	// startInterrupts before the loops start, read-only after.
+	ownIRQ map[chan struct{}]virtio.Interrupt
 
 	ctx     context.Context    // cancelled by Close; stops every goroutine
 	cancel  context.CancelFunc // cancels ctx

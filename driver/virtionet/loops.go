@@ -17,9 +17,11 @@ func sameInterrupt(a, b virtio.Interrupt) (same bool) {
 	return a == b
 }
 
-// startInterrupts starts one waiter per distinct interrupt; each firing
-// wakes every loop whose queue uses that interrupt (a shared INTx line
-// wakes them all, and each polls its own ring).
+// startInterrupts arranges for each firing to wake every loop whose source
+// uses that interrupt. A loop with an interrupt to itself (MSI-X gives each
+// queue its vector) waits on it directly (see wait), saving a goroutine
+// switch per interrupt; a shared line (INTx) gets a waiter goroutine that
+// wakes every loop on it, and each polls its own ring.
 func (d *Device) startInterrupts(irqs []virtio.Interrupt, wakes [][]chan struct{}) {
 	type line struct {
 		irq   virtio.Interrupt
@@ -41,7 +43,12 @@ next:
 		}
 		lines = append(lines, &line{irq: irq, wakes: append([]chan struct{}(nil), wakes[i]...)})
 	}
+	d.ownIRQ = make(map[chan struct{}]virtio.Interrupt)
 	for _, l := range lines {
+		if len(l.wakes) == 1 {
+			d.ownIRQ[l.wakes[0]] = l.irq
+			continue
+		}
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
@@ -54,6 +61,21 @@ next:
 				}
 			}
 		}()
+	}
+}
+
+// wait blocks until the loop woken through ch should look at its queue
+// again: its own interrupt fired, or a shared line's waiter signalled ch.
+// It returns ctx's error when ctx is done first. Only ch's loop calls it.
+func (d *Device) wait(ctx context.Context, ch chan struct{}) error {
+	if irq := d.ownIRQ[ch]; irq != nil {
+		return irq.Wait(ctx)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-ch:
+		return nil
 	}
 }
 
@@ -83,12 +105,10 @@ func (d *Device) rxLoop() {
 				break
 			}
 		}
-		select {
-		case <-d.ctx.Done():
+		if d.wait(d.ctx, d.rxWake) != nil {
 			return
-		case <-d.rxWake:
-			d.c.rxInterrupts.Add(1)
 		}
+		d.c.rxInterrupts.Add(1)
 	}
 }
 
@@ -98,36 +118,25 @@ func (d *Device) rxLoop() {
 func (d *Device) txLoop() {
 	defer d.wg.Done()
 	for {
-		select {
-		case <-d.ctx.Done():
+		if d.wait(d.ctx, d.txWake) != nil {
 			return
-		case <-d.txWake:
-			d.c.txInterrupts.Add(1)
 		}
+		d.c.txInterrupts.Add(1)
 		d.tx.Reclaim()
 	}
 }
 
 // waitCtrl waits for the control queue's interrupt.
-func (d *Device) waitCtrl(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.ctrlWake:
-		return nil
-	}
-}
+func (d *Device) waitCtrl(ctx context.Context) error { return d.wait(ctx, d.ctrlWake) }
 
 // configLoop follows the config status: link state and announce requests.
 func (d *Device) configLoop(last uint16) {
 	defer d.wg.Done()
 	for {
-		select {
-		case <-d.ctx.Done():
+		if d.wait(d.ctx, d.cfgWake) != nil {
 			return
-		case <-d.cfgWake:
-			d.c.configInterrupts.Add(1)
 		}
+		d.c.configInterrupts.Add(1)
 		st := readStatus(d.t, d.features)
 		if (st^last)&StatusLinkUp != 0 {
 			up := st&StatusLinkUp != 0

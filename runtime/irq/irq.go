@@ -2,7 +2,6 @@ package irq
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -20,9 +19,12 @@ const msiAddressBase = 0xfee00000
 
 // Line is one interrupt vector owned by the program.
 type Line struct {
-	vector uint8    // the CPU vector
-	gsi    int      // I/O APIC input for INTx lines, -1 for MSI
-	f      *os.File // the kernel's interrupt file, registered with the poller
+	vector uint8           // the CPU vector
+	gsi    int             // I/O APIC input for INTx lines, -1 for MSI
+	fd     int             // the kernel's interrupt file
+	f      *os.File        // fd, registered with the poller
+	rc     syscall.RawConn // f's raw access, through which Wait parks
+	seen   uint64          // the kernel's count of firings at the last Wait; owned by the waiter
 }
 
 // AllocMSI takes a free vector for an MSI or MSI-X message.
@@ -51,7 +53,13 @@ func open(path string, vector uint8, gsi int) (*Line, error) {
 	if gsi >= 0 {
 		vector = uint8(0x30 + gsi)
 	}
-	return &Line{vector: vector, gsi: gsi, f: os.NewFile(uintptr(fd), path)}, nil
+	f := os.NewFile(uintptr(fd), path)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("irq: %s: %w", path, err)
+	}
+	return &Line{vector: vector, gsi: gsi, fd: fd, f: f, rc: rc}, nil
 }
 
 // Vector is the CPU interrupt vector of the line.
@@ -65,8 +73,13 @@ func (l *Line) MSIMessage() (addr uint64, data uint32) {
 }
 
 // Wait blocks until the line has fired since the previous Wait returned
-// and reports how many times; an interrupt that arrived while nobody
-// waited is not lost. It returns ctx's error when ctx is done first.
+// and reports how many times; an interrupt that arrived while nobody waited
+// is not lost. It returns ctx's error when ctx is done first. One goroutine
+// at a time may wait on a line.
+//
+// The count comes from the kernel's memory (kernel.InterruptCount), not
+// from reading the file: the file only wakes the waiter, through the
+// poller's edge-triggered epoll, so an interrupt costs no system call here.
 func (l *Line) Wait(ctx context.Context) (int, error) {
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { l.f.SetReadDeadline(time.Unix(1, 0)) })
@@ -76,14 +89,20 @@ func (l *Line) Wait(ctx context.Context) (int, error) {
 			}
 		}()
 	}
-	var b [8]byte
-	if _, err := l.f.Read(b[:]); err != nil {
+	var n uint64
+	err := l.rc.Read(func(uintptr) bool {
+		c := kernel.InterruptCount(l.fd)
+		n = c - l.seen
+		l.seen = c
+		return n > 0
+	})
+	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 		return 0, fmt.Errorf("irq: wait for vector %d: %w", l.vector, err)
 	}
-	return int(binary.LittleEndian.Uint64(b[:])), nil
+	return int(n), nil
 }
 
 // Rearm unmasks an INTx line after the driver acknowledged its device; it

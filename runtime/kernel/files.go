@@ -1,5 +1,7 @@
 package kernel
 
+import "sync/atomic"
+
 // File descriptors: the console (0, 1, 2), epoll instances, eventfds and
 // interrupt files (/dev/irq/N, the way a goroutine waits for a device
 // interrupt through the Go network poller without holding a thread).
@@ -49,6 +51,7 @@ type file struct {
 	vector   uint8                  // fileIRQ: the interrupt vector
 	gsi      int8                   // fileIRQ on an INTx line: its GSI, masked when it fires; else -1
 	counter  uint64                 // eventfd counter; interrupts not yet read
+	fired    uint64                 // fileIRQ: interrupts since the open (see InterruptCount); atomic
 	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
 }
 
@@ -381,6 +384,7 @@ func deviceInterrupt(v uint64) int {
 	for fd := range files {
 		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
 			f.counter++
+			atomic.AddUint64(&f.fired, 1)
 			if f.gsi >= 0 {
 				routeGSI(int(f.gsi), true)
 			}
