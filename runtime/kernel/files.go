@@ -89,6 +89,13 @@ func closeFD(fd int64) int64 {
 		return 0 // the console stays
 	}
 	*f = file{}
+	// A thread still blocked reading it gets EBADF rather than sleeping on
+	// forever.
+	for i := int32(1); i < maxThreads; i++ {
+		if t := &threads[i]; t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
+			wake(i, -eBADF)
+		}
+	}
 	// Drop it from every interest list, as Linux does on last close.
 	for i := range files {
 		if files[i].kind == fileEpoll {

@@ -517,3 +517,25 @@ func TestIdleGivesWayWithoutPreemption(t *testing.T) {
 		t.Errorf("thread %d runs (rax %d), want thread %d with 42", current, f.RAX, th)
 	}
 }
+
+// Closing an interrupt file wakes a thread blocked reading it, with EBADF.
+func TestCloseWakesBlockedReaderOfInterruptFile(t *testing.T) {
+	k := setupKernel(t)
+	irq := vectorMSIFirst + 5
+	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(irq)), 0)
+	reader := current
+	buf, _ := k.at(128, 8)
+	call(sysRead, uint64(fd), buf, 8)
+	if threads[reader].state != threadBlocked {
+		t.Fatal("blocking read of an interrupt file did not block")
+	}
+	closer := newThread()
+	current = closer
+	threads[closer].state = threadRunning
+	if _, r := call(sysClose, uint64(fd)); r != 0 {
+		t.Fatalf("close returned %d", r)
+	}
+	if threads[reader].state != threadRunnable || int64(threads[reader].frame.RAX) != -eBADF {
+		t.Errorf("reader state %d rax %d, want runnable with EBADF", threads[reader].state, int64(threads[reader].frame.RAX))
+	}
+}
