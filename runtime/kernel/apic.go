@@ -132,12 +132,18 @@ func initInterruptControllers() {
 }
 
 // readTSCAndLAPIC returns the TSC and the LAPIC timer's current count at
-// (nearly) the same moment: the TSC halfway between two reads around it.
+// (nearly) the same moment, as readClocks does for the PIT.
 func readTSCAndLAPIC() (tsc uint64, count uint32) {
-	t0 := cpu.RDTSC()
-	count = lapicRead(lapicCurCnt)
-	t1 := cpu.RDTSC()
-	return t0 + (t1-t0)/2, count
+	best := ^uint64(0)
+	for range pairReads {
+		t0 := cpu.RDTSC()
+		c := lapicRead(lapicCurCnt)
+		t1 := cpu.RDTSC()
+		if t1-t0 < best {
+			best, tsc, count = t1-t0, t0+(t1-t0)/2, c
+		}
+	}
+	return tsc, count
 }
 
 // minTimerNs is the shortest one-shot armTimer sets; a nearer deadline

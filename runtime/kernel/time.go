@@ -19,6 +19,9 @@ const (
 	calibTicks = pitHz / 100
 	// calibRounds windows are measured and the median kept.
 	calibRounds = 5
+	// pairReads is how many times each reading of two clocks is tried;
+	// the one taken closest together in TSC ticks is kept.
+	pairReads = 5
 )
 
 var (
@@ -45,7 +48,7 @@ func calibrateTSC() {
 	for i := range rates {
 		tsc0, pit0 := readClocks()
 		tsc1, pit1 := tsc0, pit0
-		for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
+		for spins := 0; pit0-pit1 < calibTicks; spins++ {
 			if spins > 1<<24 {
 				console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
 				setTSCRate(1e9)
@@ -53,7 +56,7 @@ func calibrateTSC() {
 			}
 			tsc1, pit1 = readClocks()
 		}
-		rates[i] = (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
+		rates[i] = (tsc1 - tsc0) * pitHz / uint64(pit0-pit1)
 	}
 	setTSCRate(median(rates[:]))
 }
@@ -69,14 +72,22 @@ func median(v []uint64) uint64 {
 }
 
 // readClocks returns the TSC and PIT channel 2's count at (nearly) the
-// same moment: the TSC halfway between two reads around the latch.
+// same moment: the TSC halfway between two reads around the latch, from
+// the tightest of pairReads tries (each port access exits to the VMM,
+// which a busy host can hold up).
 func readClocks() (tsc uint64, pit uint16) {
-	t0 := cpu.RDTSC()
-	cpu.Out8(pitCmd, pitLatchCh2)
-	lo := cpu.In8(pitCh2)
-	hi := cpu.In8(pitCh2)
-	t1 := cpu.RDTSC()
-	return t0 + (t1-t0)/2, uint16(hi)<<8 | uint16(lo)
+	best := ^uint64(0)
+	for range pairReads {
+		t0 := cpu.RDTSC()
+		cpu.Out8(pitCmd, pitLatchCh2)
+		lo := cpu.In8(pitCh2)
+		hi := cpu.In8(pitCh2)
+		t1 := cpu.RDTSC()
+		if t1-t0 < best {
+			best, tsc, pit = t1-t0, t0+(t1-t0)/2, uint16(hi)<<8|uint16(lo)
+		}
+	}
+	return tsc, pit
 }
 
 // setTSCRate sets the clock's rate and starts it at zero.
