@@ -26,7 +26,10 @@
 // (whose g is a fake, pointer-free g covering the kernel stacks) and calls
 // trap. The kernel runs to completion with interrupts off; it never blocks
 // on its own stack: a blocking system call parks the thread and trap
-// returns into another thread (or the idle thread). Kernel Go code must
+// returns into another thread (or the idle thread). A thread a device
+// interrupt wakes runs as soon as that trap returns, ahead of the thread
+// it interrupted, and the idle thread never keeps the CPU from a runnable
+// one, so a packet never waits for the next timer tick. Kernel Go code must
 // not allocate or store Go pointers into memory (no write barriers): its
 // state is fixed arrays of pointer-free structs.
 //
@@ -63,4 +66,12 @@
 // Go's CPU profiler uses: a timer tick that finds an expiry queues SIGPROF
 // on the interrupted context, so runtime/pprof and net/http/pprof work.
 // See cputimer.go.
+//
+// # Clock
+//
+// The TSC, calibrated at boot against the PIT (and the LAPIC timer against
+// the TSC) by paired reads of both clocks, is the clock. The program reads
+// it without a system call through a vDSO (vdso.go): AT_SYSINFO_EHDR
+// points at a minimal ELF image exporting __vdso_clock_gettime, which Go's
+// runtime uses for time.Now and its timers.
 package kernel

@@ -428,6 +428,31 @@ func TestDaysFromCivil(t *testing.T) {
 	}
 }
 
+// blockReadingIRQ opens /dev/irq/vector and makes the current thread block
+// reading it; it returns the thread and the fd.
+func (k *testKernel) blockReadingIRQ(t *testing.T, vector int) (int32, int64) {
+	t.Helper()
+	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(vector)), 0)
+	if fd < 0 {
+		t.Fatalf("open /dev/irq/%d returned %d", vector, fd)
+	}
+	reader := current
+	buf, _ := k.at(128, 8)
+	call(sysRead, uint64(fd), buf, 8)
+	if threads[reader].state != threadBlocked {
+		t.Fatal("blocking read of an interrupt file did not block")
+	}
+	return reader, fd
+}
+
+// runNewThread makes a new thread the running one and returns it.
+func (k *testKernel) runNewThread() int32 {
+	i := newThread()
+	current = i
+	threads[i].state = threadRunning
+	return i
+}
+
 // An interrupt that wakes a thread while the CPU idles hands the CPU to
 // that thread when the trap returns: no timer tick stands in between.
 func TestInterruptOnIdleCPURunsWokenThreadAtOnce(t *testing.T) {
@@ -474,16 +499,8 @@ func TestInterruptWakePreemptsRunningThread(t *testing.T) {
 	k := setupKernel(t)
 	stats = Stats{}
 	irq := vectorMSIFirst + 4
-	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(irq)), 0)
-	waiter := current
-	buf, _ := k.at(128, 8)
-	call(sysRead, uint64(fd), buf, 8)
-	if threads[waiter].state != threadBlocked {
-		t.Fatal("blocking read of an interrupt file did not block")
-	}
-	busy := newThread()
-	current = busy
-	threads[busy].state = threadRunning
+	waiter, _ := k.blockReadingIRQ(t, irq)
+	busy := k.runNewThread()
 	f := &Frame{RIP: 0x401000}
 	if deviceTrap(uint64(irq + 1)) {
 		t.Error("an interrupt on a vector nobody opened asked to preempt")
@@ -521,17 +538,8 @@ func TestIdleGivesWayWithoutPreemption(t *testing.T) {
 // Closing an interrupt file wakes a thread blocked reading it, with EBADF.
 func TestCloseWakesBlockedReaderOfInterruptFile(t *testing.T) {
 	k := setupKernel(t)
-	irq := vectorMSIFirst + 5
-	_, fd := call(sysOpen, k.cstring(0, "/dev/irq/"+strconv.Itoa(irq)), 0)
-	reader := current
-	buf, _ := k.at(128, 8)
-	call(sysRead, uint64(fd), buf, 8)
-	if threads[reader].state != threadBlocked {
-		t.Fatal("blocking read of an interrupt file did not block")
-	}
-	closer := newThread()
-	current = closer
-	threads[closer].state = threadRunning
+	reader, fd := k.blockReadingIRQ(t, vectorMSIFirst+5)
+	k.runNewThread()
 	if _, r := call(sysClose, uint64(fd)); r != 0 {
 		t.Fatalf("close returned %d", r)
 	}
