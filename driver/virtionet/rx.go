@@ -38,21 +38,26 @@ type rxSeg struct {
 // loop, or a test); nothing in it is safe for concurrent use except the
 // counters.
 type rxRing struct {
-	q         virtqueue.Queue                    // the RX virtqueue
-	dma       virtqueue.DMA                      // translates page addresses
-	hdrLen    int                                // virtio header size (10 or 12)
-	mergeable bool                               // MRG_RXBUF: one page per buffer, packets span num_buffers
-	gso       bool                               // GUEST_TSO4/6 negotiated: coalesced packets may arrive
-	guestCsum bool                               // GUEST_CSUM negotiated: checksum flags are meaningful
-	bufLens   []int                              // length posted in each page of one buffer
-	bufDescs  int                                // descriptors one buffer takes in the ring
-	posted    [][]*buffer.View                   // per head id: the pages of the chain posted there, nil when none
-	spare     []*buffer.View                     // pages the driver owns and has not posted
-	chain     []virtqueue.Buffer                 // scratch chain for Add
-	segs      []rxSeg                            // scratch for reassembly
-	deliver   func(pkt *stack.PacketBuffer) bool // hands a packet up; false when nobody takes it
-	notify    func()                             // notifies the device of new buffers
-	c         *counters                          // shared counters
+	q         virtqueue.Queue    // the RX virtqueue
+	dma       virtqueue.DMA      // translates page addresses
+	hdrLen    int                // virtio header size (10 or 12)
+	mergeable bool               // MRG_RXBUF: one page per buffer, packets span num_buffers
+	gso       bool               // GUEST_TSO4/6 negotiated: coalesced packets may arrive
+	guestCsum bool               // GUEST_CSUM negotiated: checksum flags are meaningful
+	bufLens   []int              // length posted in each page of one buffer
+	bufDescs  int                // descriptors one buffer takes in the ring
+	posted    [][]*buffer.View   // per head id: the pages of the chain posted there, nil when none
+	spare     []*buffer.View     // pages the driver owns and has not posted
+	chain     []virtqueue.Buffer // scratch chain for Add
+	segs      []rxSeg            // scratch for reassembly
+	// skip counts used buffers still to come of a packet already dropped
+	// part-way (num_buffers known, a later buffer missing or bad): they
+	// are discarded as they arrive, across polls, never parsed as packets
+	// (their first bytes are payload, not a virtio header).
+	skip    int
+	deliver func(pkt *stack.PacketBuffer) bool // hands a packet up; false when nobody takes it
+	notify  func()                             // notifies the device of new buffers
+	c       *counters                          // shared counters
 }
 
 // newRxRing prepares the RX side for q. mtu sizes non-mergeable buffers.
@@ -230,9 +235,18 @@ func (r *rxRing) Poll(budget int) int {
 		used++
 		if err != nil {
 			r.popError(head, err)
+			if r.skip > 0 {
+				r.skip-- // it took one of the dropped packet's places
+			}
 			continue
 		}
 		r.c.rxBuffersUsed.Add(1)
+		if r.skip > 0 {
+			r.skip--
+			r.c.rxRestSkipped.Add(1)
+			r.recycleHead(head)
+			continue
+		}
 		if r.mergeable {
 			used += r.receiveMergeable(head, int(n))
 		} else {
@@ -282,14 +296,18 @@ func (r *rxRing) receiveMergeable(head uint16, n int) int {
 		h, m, ok, err := r.q.Pop()
 		if !ok && err == nil {
 			// The device must publish every buffer of a packet
-			// together (virtio 1.2 §5.1.6.4.2).
+			// together (virtio 1.2 §5.1.6.4.2); the rest, if it
+			// comes, is discarded.
 			r.c.rxDropTruncated.Add(1)
+			r.skip = nb - len(r.segs)
 			r.recycleSegs()
 			return extra
 		}
 		extra++
 		if err != nil {
+			// The bad entry was one of the packet's buffers.
 			r.popError(h, err)
+			r.skip = nb - len(r.segs) - 1
 			r.recycleSegs()
 			return extra
 		}
@@ -299,6 +317,7 @@ func (r *rxRing) receiveMergeable(head uint16, n int) int {
 			// The queue vouched for h, so this is a driver bug; drop
 			// rather than crash.
 			r.c.rxDropDeviceError.Add(1)
+			r.skip = nb - len(r.segs) - 1
 			r.recycleSegs()
 			return extra
 		}
@@ -421,6 +440,7 @@ func (r *rxRing) build(hdr *Header, total int) {
 // Detach takes back every posted page after a device reset and releases
 // it, with the spare pages, to gVisor's pool.
 func (r *rxRing) Detach() {
+	r.skip = 0
 	for {
 		head, ok := r.q.DetachUnused()
 		if !ok {

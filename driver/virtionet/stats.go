@@ -24,6 +24,7 @@ type Stats struct {
 	RxDropDeviceError   uint64 // other used-ring violations (bad id, id not in flight, used.idx jump)
 	RxDropNoDispatcher  uint64 // packet complete but no netstack dispatcher attached
 	RxDropBadHeaderType uint64 // header with a GSO type this driver did not negotiate
+	RxRestSkipped       uint64 // buffers discarded as the rest of a packet already dropped (not a packet each)
 	RxRefillErrors      uint64 // refill failures (address translation of a page failed)
 
 	TxPackets         uint64 // packets posted to the TX ring
@@ -65,6 +66,7 @@ type counters struct {
 	rxDropShort, rxDropRunt, rxDropTooLong, rxDropNumBuffers             atomic.Uint64 // RX drops
 	rxDropTruncated, rxDropBadLength, rxDropDeviceError                  atomic.Uint64 // RX drops
 	rxDropNoDispatcher, rxDropBadHeaderType, rxRefillErrors              atomic.Uint64 // RX drops and refill
+	rxRestSkipped                                                        atomic.Uint64 // RX buffers of dropped packets
 	txPackets, txBytes, txGSOPackets, txCsumOffload, txCompleted         atomic.Uint64 // TX traffic
 	txRingFull, txDropTooManySegs, txDropPhysError                       atomic.Uint64 // TX backpressure and drops
 	txBadLength, txDeviceErrors                                          atomic.Uint64 // TX device violations
@@ -83,8 +85,8 @@ func (c *counters) snapshot() Stats {
 		RxDropNumBuffers: c.rxDropNumBuffers.Load(), RxDropTruncated: c.rxDropTruncated.Load(),
 		RxDropBadLength: c.rxDropBadLength.Load(), RxDropDeviceError: c.rxDropDeviceError.Load(),
 		RxDropNoDispatcher: c.rxDropNoDispatcher.Load(), RxDropBadHeaderType: c.rxDropBadHeaderType.Load(),
-		RxRefillErrors: c.rxRefillErrors.Load(),
-		TxPackets:      c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxGSOPackets: c.txGSOPackets.Load(),
+		RxRefillErrors: c.rxRefillErrors.Load(), RxRestSkipped: c.rxRestSkipped.Load(),
+		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxGSOPackets: c.txGSOPackets.Load(),
 		TxCsumOffload: c.txCsumOffload.Load(), TxCompleted: c.txCompleted.Load(), TxRingFull: c.txRingFull.Load(),
 		TxDropTooManySegs: c.txDropTooManySegs.Load(), TxDropPhysError: c.txDropPhysError.Load(),
 		TxBadLength: c.txBadLength.Load(), TxDeviceErrors: c.txDeviceErrors.Load(),
