@@ -71,7 +71,9 @@ type Transport interface {
 
 	// Interrupts returns one Interrupt per queue (0..n-1) and one for
 	// configuration changes. Several may share one line (INTx): a driver
-	// must poll every queue it owns when one of them fires.
+	// must poll every queue it owns when one of them fires. A driver calls
+	// it before SetupQueue: on PCI a queue's MSI-X vector must be in place
+	// before the queue is enabled (virtio 1.2 §4.1.4.3.2).
 	Interrupts(n int) (queues []Interrupt, config Interrupt, err error)
 }
 

@@ -176,6 +176,16 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 	if t.NumQueues() < nq {
 		return nil, fmt.Errorf("virtionet: device has %d queues, need %d", t.NumQueues(), nq)
 	}
+	// Interrupts first: a queue's MSI-X vector must be in place before the
+	// queue is enabled (virtio 1.2 §4.1.4.3.2), and setting up a queue
+	// enables it.
+	qirqs, cfgirq, err := t.Interrupts(nq)
+	if err != nil {
+		return nil, fmt.Errorf("virtionet: interrupts: %w", err)
+	}
+	if len(qirqs) < nq {
+		return nil, fmt.Errorf("virtionet: transport gave %d queue interrupts, need %d", len(qirqs), nq)
+	}
 	qs := make([]virtqueue.Queue, nq)
 	for i := range qs {
 		if qs[i], err = d.setupQueue(dma, i); err != nil {
@@ -194,14 +204,6 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 		}
 		d.ctrl.notify = func() { t.Notify(ctrlQueueIndex) }
 		d.ctrl.wait = d.waitCtrl
-	}
-
-	qirqs, cfgirq, err := t.Interrupts(nq)
-	if err != nil {
-		return nil, fmt.Errorf("virtionet: interrupts: %w", err)
-	}
-	if len(qirqs) < nq {
-		return nil, fmt.Errorf("virtionet: transport gave %d queue interrupts, need %d", len(qirqs), nq)
 	}
 
 	// Buffers may be posted before DRIVER_OK; the device is notified only

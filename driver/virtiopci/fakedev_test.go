@@ -364,7 +364,7 @@ func (r commonRegion) Write(off uint64, width int, v uint64) {
 		d.badf("common write at %d with queue_select %d out of range", off, d.sel)
 		return
 	}
-	if q != nil && q.enable != 0 && off >= 24 && off != 26 {
+	if q != nil && q.enable != 0 && off >= 24 {
 		d.badf("common write at %d to enabled queue %d", off, d.sel)
 	}
 	switch off {

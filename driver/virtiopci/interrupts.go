@@ -30,6 +30,13 @@ func (t *Transport) Interrupts(n int) (queues []virtio.Interrupt, config virtio.
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	for q := range n {
+		if t.b.queueEnabled(q) {
+			// Its vector can no longer be written (virtio 1.2
+			// §4.1.4.3.2): a driver bug, not a reason for INTx.
+			return nil, nil, fmt.Errorf("virtiopci: %v: Interrupts after queue %d was enabled: %w", t.dev, q, ErrBadQueue)
+		}
+	}
 	t.vectorsStale = false
 
 	var msixErr error

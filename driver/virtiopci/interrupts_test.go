@@ -379,13 +379,14 @@ func TestINTxWaiterCancelledHandsTheLineOver(t *testing.T) {
 	}
 }
 
-func TestInterruptsAfterQueueSetupStillProgramVectors(t *testing.T) {
+func TestInterruptsAfterQueueSetup(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		l    layout
+		name   string
+		l      layout
+		refuse bool // modern: an enabled queue's vector cannot be written
 	}{
-		{"modern", layout{deviceID: netDevice, modernCaps: true, multiplier: 4, msixVectors: 3}},
-		{"legacy", layout{deviceID: legacyDevice, legacyBAR: true, msixVectors: 3}},
+		{"modern refuses", layout{deviceID: netDevice, modernCaps: true, multiplier: 4, msixVectors: 3}, true},
+		{"legacy still programs vectors", layout{deviceID: legacyDevice, legacyBAR: true, msixVectors: 3}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newFakeDev(v1, netConfig(), 256, 256)
@@ -402,6 +403,12 @@ func TestInterruptsAfterQueueSetupStillProgramVectors(t *testing.T) {
 				}
 			}
 			queues, _, err := tr.Interrupts(2)
+			if tt.refuse {
+				if !errors.Is(err, virtiopci.ErrBadQueue) {
+					t.Fatalf("Interrupts after queue_enable: %v, want ErrBadQueue", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -150,6 +150,8 @@ func (l *legacyRegs) setConfigVector(v uint16) uint16 {
 	return l.r.Read16(legConfigVector)
 }
 
+func (l *legacyRegs) queueEnabled(int) bool { return false }
+
 func (l *legacyRegs) setQueueVector(q int, v uint16) uint16 {
 	l.r.Write16(legQueueSelect, uint16(q))
 	l.r.Write16(legQueueVector, v)

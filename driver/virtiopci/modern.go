@@ -308,6 +308,11 @@ func (m *modernRegs) setConfigVector(v uint16) uint16 {
 	return m.common.Read16(cConfigMSIXVector)
 }
 
+func (m *modernRegs) queueEnabled(q int) bool {
+	m.common.Write16(cQueueSelect, uint16(q))
+	return m.common.Read16(cQueueEnable) != 0
+}
+
 func (m *modernRegs) setQueueVector(q int, v uint16) uint16 {
 	m.common.Write16(cQueueSelect, uint16(q))
 	m.common.Write16(cQueueMSIXVector, v)

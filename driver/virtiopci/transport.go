@@ -106,6 +106,9 @@ type backend interface {
 	setupQueue(q, size int, desc, avail, used uint64, vector uint16) error
 	notify(q int) bool
 	isr() uint8
+	// queueEnabled reports whether queue q is enabled (modern: queue_enable
+	// reads 1; the legacy layout has no such state and reports false).
+	queueEnabled(q int) bool
 	// setConfigVector and setQueueVector write an MSI-X vector and return
 	// what the device reads back.
 	setConfigVector(v uint16) uint16
