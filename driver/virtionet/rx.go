@@ -377,6 +377,14 @@ func (r *rxRing) build(hdr *Header, total int) {
 		r.recycleSegs()
 		return
 	}
+	if hdr.Flags&HdrFlagNeedsCsum != 0 && int(hdr.CsumStart)+int(hdr.CsumOffset)+2 > frameLen {
+		// The checksum field it names lies outside the frame (Linux
+		// refuses such a header too): the packet cannot be what the
+		// header says.
+		r.c.rxDropBadCsum.Add(1)
+		r.recycleSegs()
+		return
+	}
 
 	// Copy the first bytes into the linear head.
 	headLen := min(rxCopyLen, frameLen)

@@ -341,6 +341,13 @@ func TestRxHostileDevice(t *testing.T) {
 			func(s Stats) uint64 { return s.RxDropBadHeaderType },
 		},
 		{
+			"NEEDS_CSUM naming a checksum beyond the frame is dropped and counted", mrg,
+			func(h *rxHarness) {
+				h.sendRaw(Header{NumBuffers: 1, Flags: HdrFlagNeedsCsum, CsumStart: 34, CsumOffset: 100}, 200, 12+100)
+			},
+			func(s Stats) uint64 { return s.RxDropBadCsum },
+		},
+		{
 			"UDP GSO packet is dropped and counted", big,
 			func(h *rxHarness) { h.sendRaw(Header{GSOType: GSOUDP}, 100, 100) },
 			func(s Stats) uint64 { return s.RxDropBadHeaderType },

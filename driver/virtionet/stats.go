@@ -24,6 +24,7 @@ type Stats struct {
 	RxDropDeviceError   uint64 // other used-ring violations (bad id, id not in flight, used.idx jump)
 	RxDropNoDispatcher  uint64 // packet complete but no netstack dispatcher attached
 	RxDropBadHeaderType uint64 // header with a GSO type this driver did not negotiate
+	RxDropBadCsum       uint64 // NEEDS_CSUM with csum_start/csum_offset outside the frame
 	RxRestSkipped       uint64 // buffers discarded as the rest of a packet already dropped (not a packet each)
 	RxRefillErrors      uint64 // refill failures (address translation of a page failed)
 
@@ -66,7 +67,7 @@ type counters struct {
 	rxDropShort, rxDropRunt, rxDropTooLong, rxDropNumBuffers             atomic.Uint64 // RX drops
 	rxDropTruncated, rxDropBadLength, rxDropDeviceError                  atomic.Uint64 // RX drops
 	rxDropNoDispatcher, rxDropBadHeaderType, rxRefillErrors              atomic.Uint64 // RX drops and refill
-	rxRestSkipped                                                        atomic.Uint64 // RX buffers of dropped packets
+	rxRestSkipped, rxDropBadCsum                                         atomic.Uint64 // RX buffers of dropped packets; bad checksum offsets
 	txPackets, txBytes, txGSOPackets, txCsumOffload, txCompleted         atomic.Uint64 // TX traffic
 	txRingFull, txDropTooManySegs, txDropPhysError                       atomic.Uint64 // TX backpressure and drops
 	txBadLength, txDeviceErrors                                          atomic.Uint64 // TX device violations
@@ -85,7 +86,7 @@ func (c *counters) snapshot() Stats {
 		RxDropNumBuffers: c.rxDropNumBuffers.Load(), RxDropTruncated: c.rxDropTruncated.Load(),
 		RxDropBadLength: c.rxDropBadLength.Load(), RxDropDeviceError: c.rxDropDeviceError.Load(),
 		RxDropNoDispatcher: c.rxDropNoDispatcher.Load(), RxDropBadHeaderType: c.rxDropBadHeaderType.Load(),
-		RxRefillErrors: c.rxRefillErrors.Load(), RxRestSkipped: c.rxRestSkipped.Load(),
+		RxRefillErrors: c.rxRefillErrors.Load(), RxRestSkipped: c.rxRestSkipped.Load(), RxDropBadCsum: c.rxDropBadCsum.Load(),
 		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxGSOPackets: c.txGSOPackets.Load(),
 		TxCsumOffload: c.txCsumOffload.Load(), TxCompleted: c.txCompleted.Load(), TxRingFull: c.txRingFull.Load(),
 		TxDropTooManySegs: c.txDropTooManySegs.Load(), TxDropPhysError: c.txDropPhysError.Load(),
@@ -103,7 +104,7 @@ func (c *counters) snapshot() Stats {
 // RxDrops is the sum of every RX drop counter.
 func (s Stats) RxDrops() uint64 {
 	return s.RxDropShort + s.RxDropRunt + s.RxDropTooLong + s.RxDropNumBuffers + s.RxDropTruncated +
-		s.RxDropBadLength + s.RxDropDeviceError + s.RxDropNoDispatcher + s.RxDropBadHeaderType
+		s.RxDropBadLength + s.RxDropDeviceError + s.RxDropNoDispatcher + s.RxDropBadHeaderType + s.RxDropBadCsum
 }
 
 // TxDrops is the sum of every TX drop counter.
