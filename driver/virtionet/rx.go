@@ -328,6 +328,29 @@ func (r *rxRing) receiveMergeable(head uint16, n int) int {
 	return extra
 }
 
+// ipv4HeaderOK reports whether frame, an Ethernet frame's first bytes,
+// carries an IPv4 header with a correct checksum, or is not IPv4 (other
+// protocols have no header checksum). An IPv4 header that does not fit in
+// frame, or one behind a VLAN tag, is not vouched for: netstack checks it.
+func ipv4HeaderOK(frame []byte) bool {
+	const eth = header.EthernetMinimumSize
+	if len(frame) < eth {
+		return false
+	}
+	switch header.Ethernet(frame).Type() {
+	case header.IPv4ProtocolNumber:
+	case header.IPv6ProtocolNumber, header.ARPProtocolNumber:
+		return true
+	default:
+		return false
+	}
+	ip := header.IPv4(frame[eth:])
+	if len(ip) < header.IPv4MinimumSize || int(ip.HeaderLength()) < header.IPv4MinimumSize || int(ip.HeaderLength()) > len(ip) {
+		return false
+	}
+	return ip[:ip.HeaderLength()].IsChecksumValid()
+}
+
 // receiveChain handles a non-mergeable buffer: one chain of pages holding
 // the header and the whole packet.
 func (r *rxRing) receiveChain(head uint16, n int) {
@@ -428,8 +451,12 @@ func (r *rxRing) build(hdr *Header, total int) {
 	}
 	r.segs = r.segs[:0]
 
+	// DATA_VALID and NEEDS_CSUM vouch for the transport checksum only,
+	// but netstack skips every check of a packet marked validated: the
+	// IPv4 header checksum is verified here (it is in the linear head).
+	validated := rxChecksumValidated(hdr, r.guestCsum) && ipv4HeaderOK(head.AsSlice())
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buf})
-	if rxChecksumValidated(hdr, r.guestCsum) {
+	if validated {
 		pkt.RXChecksumValidated = true
 		r.c.rxChecksumValidated.Add(1)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/govirtio/govirtio/driver/virtio"
 	"github.com/govirtio/govirtio/virtqueue"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -125,9 +126,16 @@ func frameOf(n int, seed byte) []byte {
 	for i := range f {
 		f[i] = seed + byte(i*7) + byte(i>>8)
 	}
-	// A plausible Ethernet header: IPv4 ethertype.
+	// A plausible Ethernet header, IPv4 ethertype, and an IPv4 header
+	// with a correct checksum (the rest is pattern).
 	if n >= 14 {
 		f[12], f[13] = 0x08, 0x00
+	}
+	if n >= 14+header.IPv4MinimumSize {
+		ip := header.IPv4(f[14:])
+		ip[0] = 0x45
+		ip.SetChecksum(0)
+		ip.SetChecksum(^ip[:header.IPv4MinimumSize].CalculateChecksum())
 	}
 	return f
 }
@@ -199,17 +207,22 @@ func TestRxChecksumFlagsAndGSO(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		hdr       Header
+		badIPCsum bool // the frame's IPv4 header checksum is wrong
 		validated bool
 		gso       bool
 	}{
-		{"DATA_VALID marks the checksum validated", Header{Flags: HdrFlagDataValid}, true, false},
-		{"NEEDS_CSUM marks the checksum validated", Header{Flags: HdrFlagNeedsCsum, CsumStart: 34, CsumOffset: 16}, true, false},
-		{"no flags leaves verification to netstack", Header{}, false, false},
-		{"TSOv4 packet delivered whole", Header{Flags: HdrFlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448, HdrLen: 66}, true, true},
+		{"DATA_VALID marks the checksum validated", Header{Flags: HdrFlagDataValid}, false, true, false},
+		{"NEEDS_CSUM marks the checksum validated", Header{Flags: HdrFlagNeedsCsum, CsumStart: 34, CsumOffset: 16}, false, true, false},
+		{"no flags leaves verification to netstack", Header{}, false, false, false},
+		{"DATA_VALID does not vouch for a bad IPv4 header checksum", Header{Flags: HdrFlagDataValid}, true, false, false},
+		{"TSOv4 packet delivered whole", Header{Flags: HdrFlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1448, HdrLen: 66}, false, true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newRxHarness(t, 64, feat, 1500)
 			want := frameOf(20000, 3)
+			if tt.badIPCsum {
+				want[14+10] ^= 0xff // the header checksum field
+			}
 			h.send(tt.hdr, want)
 			h.poll()
 			if len(h.got) != 1 {
