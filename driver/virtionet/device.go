@@ -10,6 +10,7 @@ import (
 	"github.com/govirtio/govirtio/driver/virtio"
 	"github.com/govirtio/govirtio/virtqueue"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -72,6 +73,7 @@ type Device struct {
 	c counters // the counters behind Stats
 
 	mtu    atomic.Uint32     // current MTU
+	maxMTU uint32            // the largest MTU SetMTU accepts; constant after Open
 	macMu  sync.Mutex        // guards mac
 	mac    tcpip.LinkAddress // source address of outgoing frames
 	linkUp atomic.Bool       // link state from config status
@@ -168,6 +170,12 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 		return nil, err
 	}
 	d.mtu.Store(uint32(mtu))
+	// The device's MTU is a limit (virtio 1.2 §5.1.6.1); without one, so
+	// are buffers sized for the MTU at Open (no MRG_RXBUF, no GUEST_TSO).
+	d.maxMTU = maxFrameLen - header.EthernetMinimumSize - 4
+	if features&FeatureMTU != 0 || (features&FeatureMrgRxbuf == 0 && features&(FeatureGuestTSO4|FeatureGuestTSO6) == 0) {
+		d.maxMTU = uint32(mtu)
+	}
 
 	nq := 2
 	if features&FeatureCtrlVQ != 0 {

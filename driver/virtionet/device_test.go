@@ -67,6 +67,17 @@ func TestOpenNegotiatesAndReadsConfig(t *testing.T) {
 			if d.MTU() != tt.wantMTU {
 				t.Errorf("MTU %d, want %d", d.MTU(), tt.wantMTU)
 			}
+			// The device's MTU, or buffers sized for the MTU, bound it.
+			eff := tt.offer
+			if tt.mask != 0 {
+				eff &= tt.mask
+			}
+			if eff&FeatureMTU != 0 || eff&FeatureMrgRxbuf == 0 {
+				d.SetMTU(tt.wantMTU + 1000)
+				if d.MTU() != tt.wantMTU {
+					t.Errorf("SetMTU(%d) gave MTU %d, want it clamped to %d", tt.wantMTU+1000, d.MTU(), tt.wantMTU)
+				}
+			}
 			mac := d.LinkAddress()
 			devMAC := dev.MAC()
 			if got := mac == tcpip.LinkAddress(devMAC[:]); got != tt.wantMAC {

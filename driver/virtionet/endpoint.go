@@ -20,8 +20,9 @@ var (
 func (d *Device) MTU() uint32 { return d.mtu.Load() }
 
 // SetMTU implements stack.LinkEndpoint. The device is not told: a device
-// with FeatureMTU fixes the maximum, and RX buffers were sized at Open.
-func (d *Device) SetMTU(mtu uint32) { d.mtu.Store(mtu) }
+// with FeatureMTU fixes the maximum, and RX buffers were sized at Open, so
+// a larger MTU is clamped to what they allow.
+func (d *Device) SetMTU(mtu uint32) { d.mtu.Store(min(mtu, d.maxMTU)) }
 
 // MaxHeaderLength implements stack.LinkEndpoint: the Ethernet header. The
 // virtio header lives in the driver's own slots, not in the packet.
