@@ -142,13 +142,7 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 			return
 		}
 		d.cancel()
-		_ = t.Reset()
-		if d.rx != nil {
-			d.rx.Detach()
-		}
-		if d.tx != nil {
-			d.tx.Detach()
-		}
+		d.resetAndDetach()
 	}()
 
 	mac := opts.MAC
@@ -313,8 +307,24 @@ func (d *Device) Close() {
 	}
 	d.cancel()
 	d.wg.Wait()
-	// After the reset the device owns nothing: take every buffer back.
-	_ = d.t.Reset()
-	d.rx.Detach()
-	d.tx.Detach()
+	d.resetAndDetach()
+}
+
+// resetAndDetach resets the device and, once it owns nothing, takes every
+// buffer posted to it back. A reset that does not complete leaves the
+// device free to write into the pages it holds: they stay with it (lost,
+// rather than handed to netstack while the device may still write), the
+// device is marked FAILED, and the failure is counted.
+func (d *Device) resetAndDetach() {
+	if err := d.t.Reset(); err != nil {
+		d.c.resetFailures.Add(1)
+		virtio.Fail(d.t)
+		return
+	}
+	if d.rx != nil {
+		d.rx.Detach()
+	}
+	if d.tx != nil {
+		d.tx.Detach()
+	}
 }

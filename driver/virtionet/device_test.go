@@ -259,3 +259,48 @@ func TestOpenFailureAfterQueueSetupResetsAndFails(t *testing.T) {
 		t.Fatalf("status %#x, want FAILED without DRIVER_OK", st)
 	}
 }
+
+// stuckReset is a device whose resets complete until stuck is set.
+type stuckReset struct {
+	*devmodel.Net
+	stuck *bool
+}
+
+func (s stuckReset) Reset() error {
+	if *s.stuck {
+		return errors.New("reset did not complete")
+	}
+	return s.Net.Reset()
+}
+
+// A device that does not complete its reset may still write into the
+// pages posted to it: Close keeps them from netstack, marks the device
+// FAILED and counts it.
+func TestCloseKeepsBuffersFromADeviceThatDidNotReset(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC | FeatureMrgRxbuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	stuck := false
+	d, err := Open(stuckReset{dev, &stuck}, mem, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck = true
+	posted := d.rx.q.InFlight()
+	if posted == 0 {
+		t.Fatal("no RX buffers posted")
+	}
+	d.Close()
+	if got := d.rx.q.InFlight(); got != posted {
+		t.Errorf("%d RX buffers still with the device after Close, want all %d kept", got, posted)
+	}
+	if dev.Status()&virtio.StatusFailed == 0 {
+		t.Errorf("status %#x without FAILED", dev.Status())
+	}
+	if s := d.Stats(); s.ResetFailures != 1 {
+		t.Errorf("ResetFailures %d, want 1", s.ResetFailures)
+	}
+}

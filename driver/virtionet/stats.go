@@ -56,6 +56,9 @@ type Stats struct {
 	CtrlErrors   uint64 // control-queue commands refused, timed out or malformed
 	LinkChanges  uint64 // link state transitions seen in config status
 	Announces    uint64 // announce requests acknowledged
+	// ResetFailures counts device resets that did not complete: the
+	// buffers posted to the device were then kept from netstack.
+	ResetFailures uint64
 }
 
 // counters is the live, concurrently updated form of Stats: each field is
@@ -75,6 +78,7 @@ type counters struct {
 	rxInterrupts, txInterrupts, configInterrupts, rxNotifies, txNotifies atomic.Uint64 // interrupts and notifications
 	rxKicksSuppressed, txKicksSuppressed                                 atomic.Uint64 // notifications suppressed
 	ctrlCommands, ctrlErrors, linkChanges, announces                     atomic.Uint64 // control queue and config
+	resetFailures                                                        atomic.Uint64 // device resets that did not complete
 }
 
 func (c *counters) snapshot() Stats {
@@ -97,7 +101,7 @@ func (c *counters) snapshot() Stats {
 		RxNotifies: c.rxNotifies.Load(), TxNotifies: c.txNotifies.Load(),
 		RxKicksSuppressed: c.rxKicksSuppressed.Load(), TxKicksSuppressed: c.txKicksSuppressed.Load(),
 		CtrlCommands: c.ctrlCommands.Load(), CtrlErrors: c.ctrlErrors.Load(),
-		LinkChanges: c.linkChanges.Load(), Announces: c.announces.Load(),
+		LinkChanges: c.linkChanges.Load(), Announces: c.announces.Load(), ResetFailures: c.resetFailures.Load(),
 	}
 }
 
