@@ -26,6 +26,10 @@ const ctrlTimeout = 2 * time.Second
 // ErrCtrl is wrapped by every control-queue failure.
 var ErrCtrl = errors.New("virtionet: control command failed")
 
+// errCtrlAbandoned is returned once a command was given up while the
+// device still held its chain: the one command buffer cannot be reused.
+var errCtrlAbandoned = errors.New("control queue abandoned: an earlier command did not complete")
+
 // ctrlQueue sends control commands, one at a time.
 type ctrlQueue struct {
 	mu     sync.Mutex                      // serializes commands
@@ -35,6 +39,11 @@ type ctrlQueue struct {
 	notify func()                          // notifies the device
 	wait   func(ctx context.Context) error // waits for the control queue's interrupt
 	c      *counters                       // shared counters
+	// broken is set when a command was given up with its chain still in
+	// flight, or the device broke the ring: a late completion would act on
+	// the next command's bytes in the shared buffer, so no command is sent
+	// after it (until a device reset makes a new queue).
+	broken bool
 }
 
 func newCtrlQueue(q virtqueue.Queue, dma virtqueue.DMA, c *counters) (*ctrlQueue, error) {
@@ -49,6 +58,10 @@ func newCtrlQueue(q virtqueue.Queue, dma virtqueue.DMA, c *counters) (*ctrlQueue
 func (cq *ctrlQueue) command(ctx context.Context, class, cmd uint8, data []byte) error {
 	cq.mu.Lock()
 	defer cq.mu.Unlock()
+	if cq.broken {
+		cq.c.ctrlErrors.Add(1)
+		return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, errCtrlAbandoned)
+	}
 	if len(data) > len(cq.mem)-3 {
 		return fmt.Errorf("%w: %d bytes of data", ErrCtrl, len(data))
 	}
@@ -73,19 +86,17 @@ func (cq *ctrlQueue) command(ctx context.Context, class, cmd uint8, data []byte)
 	defer cancel()
 	for {
 		h, _, ok, err := cq.q.Pop()
+		if err == nil && ok && h != head {
+			err = fmt.Errorf("used id %d, but only %d is in flight", h, head)
+		}
 		if err != nil {
+			// The device broke the ring (the queue validated what it
+			// could); nothing it returns can be trusted any more.
 			cq.c.ctrlErrors.Add(1)
-			if errors.Is(err, virtqueue.ErrBadLength) && h == head {
-				return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, err)
-			}
-			continue
+			cq.broken = true
+			return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, err)
 		}
 		if ok {
-			if h != head {
-				// Only one command is ever in flight.
-				cq.c.ctrlErrors.Add(1)
-				continue
-			}
 			if ack := cq.mem[ackOff]; ack != ctrlOK {
 				cq.c.ctrlErrors.Add(1)
 				return fmt.Errorf("%w: class %d cmd %d: device answered %d", ErrCtrl, class, cmd, ack)
@@ -97,8 +108,10 @@ func (cq *ctrlQueue) command(ctx context.Context, class, cmd uint8, data []byte)
 			continue
 		}
 		if err := cq.wait(ctx); err != nil {
-			// The chain stays in flight; it is reclaimed at reset.
+			// The chain stays in flight (it is reclaimed at reset), and
+			// with it the command buffer.
 			cq.c.ctrlErrors.Add(1)
+			cq.broken = true
 			return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, err)
 		}
 	}
