@@ -304,3 +304,28 @@ func TestCloseKeepsBuffersFromADeviceThatDidNotReset(t *testing.T) {
 		t.Errorf("ResetFailures %d, want 1", s.ResetFailures)
 	}
 }
+
+// On a small TX queue netstack is asked for TSO segments whose pages fit a
+// chain (a 64 KiB segment needs 17 descriptors and more).
+func TestGSOMaxSizeFitsASmallQueue(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	for _, tt := range []struct {
+		size int
+		want uint32
+	}{{256, gsoMaxSize}, {16, 14 * pageSize}} {
+		dev, err := devmodel.New(devmodel.Config{Mem: mem, QueueSize: tt.size,
+			Features: FeatureMAC | FeatureMrgRxbuf | FeatureCsum | FeatureHostTSO4 | FeatureHostTSO6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Open(dev, mem, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.GSOMaxSize(); got != tt.want {
+			t.Errorf("queue of %d: GSOMaxSize %d, want %d", tt.size, got, tt.want)
+		}
+		d.Close()
+		dev.Close()
+	}
+}

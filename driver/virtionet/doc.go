@@ -38,7 +38,11 @@
 // Each packet is one chain: a virtio header from a per-ring slot array in
 // DMA memory (followed in the same slot by a copy of the packet's protocol
 // headers when VERSION_1 or ANY_LAYOUT allows), then the packet's own
-// views, split where Go heap pages end; the payload is never copied.
+// views, split where Go heap pages end; the payload is not copied, except
+// when those views would make a chain longer than the queue takes (a TSO
+// segment built from many small writes): such a packet is copied into one
+// of a few bounce buffers and goes out as two descriptors. On a small queue
+// GSOMaxSize is capped so that a segment's pages fit one chain.
 // The driver holds a reference to the packet until the device returns the
 // chain. A full ring makes WritePackets wait briefly for completions and
 // then return fewer packets (or ErrWouldBlock): netstack's queueing

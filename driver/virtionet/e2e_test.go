@@ -39,6 +39,7 @@ type e2eConfig struct {
 	offloads bool // checksum, TSO and ECN offloads offered both ways
 	eventIdx bool // EVENT_IDX offered
 	indirect bool // INDIRECT_DESC offered
+	queue    int  // queue size; 0 is the device model's default
 }
 
 func (c e2eConfig) String() string {
@@ -92,6 +93,7 @@ func newSide(t testing.TB, mem *virtqueue.HeapDMA, c e2eConfig, n byte) *side {
 		MAC:       [6]byte{0x52, 0x54, 0, 0x12, 0x34, n},
 		MTU:       1500,
 		RxBacklog: 4096,
+		QueueSize: c.queue,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +139,12 @@ func newPair(t testing.TB, c e2eConfig) (a, b *side) {
 // TCP and checks their SHA-256.
 func transfer(t testing.TB, from, to *side, size int64, port uint16) {
 	t.Helper()
+	transferWrites(t, from, to, size, port, 0)
+}
+
+// transferWrites is transfer with writes of writeSize bytes (0: large).
+func transferWrites(t testing.TB, from, to *side, size int64, port uint16, writeSize int) {
+	t.Helper()
 	ln, err := gonet.ListenTCP(to.stack, tcpip.FullAddress{NIC: 1, Addr: to.addr, Port: port}, ipv4.ProtocolNumber)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +178,20 @@ func transfer(t testing.TB, from, to *side, size int64, port uint16) {
 	}
 	h := sha256.New()
 	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(port)}), size), h)
-	if _, err := io.Copy(c, src); err != nil {
+	if writeSize > 0 {
+		// Many small writes: netstack links one view per write into
+		// a TSO segment.
+		buf := make([]byte, writeSize)
+		for {
+			n, rerr := src.Read(buf)
+			if _, err := c.Write(buf[:n]); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			if rerr == io.EOF {
+				break
+			}
+		}
+	} else if _, err := io.Copy(c, src); err != nil {
 		t.Fatalf("send: %v", err)
 	}
 	c.Close()
@@ -292,6 +313,22 @@ func stackStats(s *stack.Stack) string {
 // transfer: two packets claim num_buffers 0, two used lengths exceed the
 // posted page (few, because each costs TCP a retransmission timeout). The driver must count and drop them and keep going; TCP
 // retransmits, and the data still arrives intact.
+// TSO segments built from many small writes carry one view per write: on
+// a small queue their chains are longer than the queue, and they go out
+// through bounce buffers instead of being dropped (which left TCP to
+// recover by retransmission timeouts).
+func TestEndToEndSmallWritesOnASmallQueue(t *testing.T) {
+	a, b := newPair(t, e2eConfig{mrg: true, offloads: true, eventIdx: true, indirect: true, queue: 16})
+	transferWrites(t, a, b, 1<<20, 7000, 64)
+	s := a.drv.Stats()
+	if s.TxDropTooManySegs != 0 || s.TxBounced == 0 {
+		t.Errorf("sender: %d packets dropped as too long, %d bounced; want none dropped, some bounced", s.TxDropTooManySegs, s.TxBounced)
+	}
+	if to := a.stack.Stats().TCP.Timeouts.Value(); to != 0 {
+		t.Errorf("%d retransmission timeouts", to)
+	}
+}
+
 func TestEndToEndHostileDevice(t *testing.T) {
 	c := e2eConfig{mrg: true, offloads: true, eventIdx: true, indirect: true}
 	a, b := newPair(t, c)

@@ -76,12 +76,15 @@ func (d *Device) SupportedGSO() stack.SupportedGSO {
 	return stack.GSONotSupported
 }
 
-// GSOMaxSize implements stack.GSOEndpoint.
+// GSOMaxSize implements stack.GSOEndpoint. On a small TX queue it is
+// capped so that a segment's pages (plus its header and one view that
+// straddles a page) fit one chain; what does not fit still goes out,
+// copied into a bounce buffer (txRing.postBounced).
 func (d *Device) GSOMaxSize() uint32 {
 	if d.SupportedGSO() == stack.GSONotSupported {
 		return 0
 	}
-	return gsoMaxSize
+	return min(gsoMaxSize, uint32(max(d.tx.q.Size()-2, 1))*pageSize)
 }
 
 // Attach implements stack.LinkEndpoint. Received packets are dropped (and

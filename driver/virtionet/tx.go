@@ -14,9 +14,18 @@ import (
 
 // txEntry is what the driver remembers about a chain in flight.
 type txEntry struct {
-	pkt  *stack.PacketBuffer // the packet whose memory the chain points at; one reference held
-	slot uint16              // header slot the chain's first descriptor points at
+	pkt    *stack.PacketBuffer // the packet whose memory the chain points at; one reference held
+	slot   uint16              // header slot the chain's first descriptor points at
+	bounce int16               // bounce buffer holding the packet's bytes, or -1
 }
+
+// Bounce buffers hold a copy of a packet whose chain of views would be
+// longer than the queue takes (a TSO segment built from hundreds of small
+// writes, or a 64 KiB one on a small queue): two descriptors instead.
+const (
+	bounceBuffers = 4
+	bounceSize    = 65536 + hdrStride // the largest frame netstack builds (gsoMaxSize plus headers)
+)
 
 // txRing is the transmit side. WritePackets (any goroutine) and the TX
 // completion loop share it under mu.
@@ -33,6 +42,10 @@ type txRing struct {
 	hdrMem    []byte             // header slots, hdrStride bytes each, in DMA memory
 	hdrPhys   uint64             // physical address of hdrMem
 	freeSlot  []uint16           // header slots not in use
+	dmaAlloc  virtqueue.DMA      // allocates the bounce buffers on first use; constant
+	bounceMem []byte             // bounceBuffers contiguous buffers of bounceSize, nil until first needed
+	bouncePhy uint64             // physical address of bounceMem
+	freeBnc   []int16            // bounce buffers not in use
 	inflight  []txEntry          // per head id: the packet in flight there
 	chain     []virtqueue.Buffer // scratch chain for Add
 	space     chan struct{}      // closed (and replaced) when completions freed descriptors while writers wait
@@ -68,6 +81,7 @@ func newTxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, c *counter
 		hdrMem:    mem,
 		hdrPhys:   phys,
 		freeSlot:  make([]uint16, n),
+		dmaAlloc:  dma,
 		inflight:  make([]txEntry, n),
 		chain:     make([]virtqueue.Buffer, 0, 64),
 		space:     make(chan struct{}),
@@ -241,19 +255,22 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 			b = b[m:]
 		}
 	}
+	bounce := int16(-1)
 	head, err := t.q.Add(t.chain)
+	if errors.Is(err, virtqueue.ErrChainTooLong) {
+		head, bounce, err = t.postBounced(pkt, slot)
+	}
 	switch {
 	case errors.Is(err, virtqueue.ErrFull):
 		return err
 	case err != nil:
-		// Longer than the queue (or its indirect tables) can take.
 		t.c.txDropTooManySegs.Add(1)
 		return nil
 	}
 	t.freeSlot = t.freeSlot[:len(t.freeSlot)-1]
 	// The chain points into the packet's memory until the device returns
 	// it: hold a reference until then.
-	t.inflight[head] = txEntry{pkt: pkt.IncRef(), slot: slot}
+	t.inflight[head] = txEntry{pkt: pkt.IncRef(), slot: slot, bounce: bounce}
 	t.pending++
 	t.c.txPackets.Add(1)
 	t.c.txBytes.Add(uint64(size))
@@ -264,6 +281,54 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 		t.c.txCsumOffload.Add(1)
 	}
 	return nil
+}
+
+// postBounced posts pkt as its header slot (the virtio header alone) and a
+// bounce buffer holding a copy of the whole frame. ErrFull means no bounce
+// buffer is free until a completion; another error, that none can be had.
+func (t *txRing) postBounced(pkt *stack.PacketBuffer, slot uint16) (uint16, int16, error) {
+	if t.bounceMem == nil {
+		mem, phys, err := t.dmaAlloc.Alloc(bounceBuffers*bounceSize, pageSize)
+		if err != nil {
+			return 0, -1, fmt.Errorf("virtionet: allocating TX bounce buffers: %w", err)
+		}
+		t.bounceMem, t.bouncePhy = mem, phys
+		for i := bounceBuffers - 1; i >= 0; i-- {
+			t.freeBnc = append(t.freeBnc, int16(i))
+		}
+	}
+	size := pkt.Size()
+	if size > bounceSize {
+		return 0, -1, fmt.Errorf("virtionet: %d-byte frame: %w", size, virtqueue.ErrChainTooLong)
+	}
+	if len(t.freeBnc) == 0 {
+		return 0, -1, virtqueue.ErrFull
+	}
+	b := t.freeBnc[len(t.freeBnc)-1]
+	off := int(b) * bounceSize
+	dst := t.bounceMem[off : off+size]
+	n := 0
+	views, voff := pkt.AsViewList()
+	for v := views.Front(); v != nil; v = v.Next() {
+		src := v.AsSlice()
+		if voff >= len(src) {
+			voff -= len(src)
+			continue
+		}
+		n += copy(dst[n:], src[voff:])
+		voff = 0
+	}
+	// The header slot keeps only the virtio header; the frame is in the
+	// bounce buffer.
+	t.chain = append(t.chain[:1], virtqueue.Buffer{Addr: t.bouncePhy + uint64(off), Len: uint32(n)})
+	t.chain[0].Len = uint32(t.hdrLen)
+	head, err := t.q.Add(t.chain)
+	if err != nil {
+		return 0, -1, err
+	}
+	t.freeBnc = t.freeBnc[:len(t.freeBnc)-1]
+	t.c.txBounced.Add(1)
+	return head, b, nil
 }
 
 // Reclaim releases the packets the device has finished with.
@@ -314,6 +379,9 @@ func (t *txRing) complete(head uint16) {
 	}
 	e.pkt.DecRef()
 	t.freeSlot = append(t.freeSlot, e.slot)
+	if e.bounce >= 0 {
+		t.freeBnc = append(t.freeBnc, e.bounce)
+	}
 	*e = txEntry{}
 	t.c.txCompleted.Add(1)
 }

@@ -326,8 +326,38 @@ func TestTxCompletionWakesEveryWaitingWriter(t *testing.T) {
 	}
 }
 
-func TestTxPacketLongerThanTheRingIsDroppedAndCounted(t *testing.T) {
-	h := newTxHarness(t, 2, 0) // a packet needs 3 descriptors
+// A packet whose views make a chain longer than the queue takes (netstack
+// links one view per application write into a TSO segment) goes out
+// copied into a bounce buffer: the virtio header and the whole frame.
+func TestTxPacketLongerThanTheRingGoesOutThroughABounceBuffer(t *testing.T) {
+	h := newTxHarness(t, 2, 0) // a packet needs 3 descriptors, a bounced one 2
+	rel := false
+	p := tcpPacket(frameOf(100, 1), stack.GSO{}, &rel)
+	want := append([]byte(nil), pktBytes(p)...)
+	if n, err := h.tx.Write([]*stack.PacketBuffer{p}); n != 1 || err != nil {
+		t.Fatalf("Write = %d, %v; want the packet consumed", n, err)
+	}
+	p.DecRef()
+	if s := h.c.snapshot(); s.TxBounced != 1 || s.TxPackets != 1 || s.TxDropTooManySegs != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	head, chain, ok := h.q.takeAvail()
+	if !ok || len(chain) != 2 {
+		t.Fatalf("posted chain %v, want the header and the bounce buffer", chain)
+	}
+	if _, frame := h.read(chain); !bytes.Equal(frame, want) {
+		t.Fatal("the device reads a different frame from the bounce buffer")
+	}
+	// The bounce buffer comes back with the completion.
+	h.q.pushUsed(uint32(head), 0)
+	h.tx.Reclaim()
+	if len(h.tx.freeBnc) != bounceBuffers || !rel {
+		t.Errorf("after completion: %d of %d bounce buffers free, packet released %v", len(h.tx.freeBnc), bounceBuffers, rel)
+	}
+}
+
+func TestTxPacketLongerThanTheRingEvenBouncedIsDroppedAndCounted(t *testing.T) {
+	h := newTxHarness(t, 1, 0) // not even the header and a bounce buffer fit
 	rel := false
 	p := tcpPacket(frameOf(100, 1), stack.GSO{}, &rel)
 	n, err := h.tx.Write([]*stack.PacketBuffer{p})
