@@ -18,8 +18,10 @@
 // after reading the ISR register).
 //
 // Underneath, a Line is the file /dev/irq/N or /dev/intx/G of the kernel
-// (runtime/kernel): reading it returns the number of interrupts since the
-// last read, writing it re-arms an INTx line, and it works with epoll.
+// (runtime/kernel): it works with epoll, which is how Wait parks; Wait
+// counts firings from kernel.InterruptCount, in the kernel's memory, so an
+// interrupt costs no system call. Reading the file also returns the number
+// of interrupts since the last read, and writing it re-arms an INTx line.
 //
 // MSI messages follow Intel SDM Vol. 3 §11.11: address 0xFEE00000 with the
 // destination APIC ID in bits 19:12, data holding the vector with fixed
