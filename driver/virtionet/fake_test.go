@@ -114,6 +114,9 @@ func (q *fakeQueue) release(head uint16) {
 	}
 }
 
+// Pop follows Split.Pop's contract exactly: ok=false with no error when
+// nothing was used; a device violation comes back as ok=true with a
+// *DeviceError (and the head when it is valid).
 func (q *fakeQueue) Pop() (uint16, uint32, bool, error) {
 	if q.usedHead == len(q.used) {
 		return 0, 0, false, nil
@@ -125,13 +128,13 @@ func (q *fakeQueue) Pop() (uint16, uint32, bool, error) {
 	}
 	if e.id >= uint32(q.size) {
 		q.stats.BadID++
-		return 0, 0, false, &virtqueue.DeviceError{Err: virtqueue.ErrBadID, ID: e.id}
+		return 0, 0, true, &virtqueue.DeviceError{Err: virtqueue.ErrBadID, ID: e.id}
 	}
 	head := uint16(e.id)
 	chain, ok := q.chains[head]
 	if !ok {
 		q.stats.NotInFlight++
-		return 0, 0, false, &virtqueue.DeviceError{Err: virtqueue.ErrNotInFlight, ID: e.id}
+		return 0, 0, true, &virtqueue.DeviceError{Err: virtqueue.ErrNotInFlight, ID: e.id}
 	}
 	var writable uint32
 	for _, b := range chain {
@@ -142,7 +145,7 @@ func (q *fakeQueue) Pop() (uint16, uint32, bool, error) {
 	q.release(head)
 	if e.len > writable {
 		q.stats.BadLength++
-		return head, 0, false, &virtqueue.DeviceError{Err: virtqueue.ErrBadLength, ID: e.id, Len: e.len, Posted: writable}
+		return head, 0, true, &virtqueue.DeviceError{Err: virtqueue.ErrBadLength, ID: e.id, Len: e.len, Posted: writable}
 	}
 	q.stats.Popped++
 	return head, e.len, true, nil
