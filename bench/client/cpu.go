@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,15 +29,11 @@ type CPUTime struct {
 // reading; timeout bounds the request.
 func readCPU(base string, timeout time.Duration) (CPUTime, error) {
 	url := base + "/cpu"
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return CPUTime{}, fmt.Errorf("read %s: %w", url, err)
 	}
-	client := httpClient()
-	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
+	resp, err := httpDo(req, timeout)
 	at := time.Now().UnixNano()
 	if err != nil {
 		return CPUTime{}, fmt.Errorf("read %s: %w", url, err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -61,10 +60,12 @@ func (p *patternChecker) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// httpClient returns a client that opens a fresh connection per request
-// and leaves the bytes as they are (no compression).
-func httpClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+// httpDo sends req on a fresh connection (no keep-alive, no compression:
+// the bytes as they are), with timeout bounding the whole exchange, body
+// included. The caller closes the response body.
+func httpDo(req *http.Request, timeout time.Duration) (*http.Response, error) {
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+	return c.Do(req)
 }
 
 // download fetches GET base/bytes?n=size, checks the length and the
@@ -72,16 +73,12 @@ func httpClient() *http.Client {
 // last byte of the body; timeout bounds it.
 func download(base string, size int64, timeout time.Duration) (Result, error) {
 	url := base + "/bytes?n=" + strconv.FormatInt(size, 10)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return Result{}, fmt.Errorf("download %s: %w", url, err)
 	}
-	client := httpClient()
-	defer client.CloseIdleConnections()
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := httpDo(req, timeout)
 	if err != nil {
 		return Result{}, fmt.Errorf("download %s: %w", url, err)
 	}
@@ -115,18 +112,14 @@ func upload(base string, size int64, timeout time.Duration) (Result, error) {
 	}
 	want := hex.EncodeToString(h.Sum(nil))
 
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, io.LimitReader(&pattern{}, size))
+	req, err := http.NewRequest(http.MethodPost, url, io.LimitReader(&pattern{}, size))
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s: %w", url, err)
 	}
 	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
-	client := httpClient()
-	defer client.CloseIdleConnections()
 	start := time.Now()
-	resp, err := client.Do(req)
+	resp, err := httpDo(req, timeout)
 	if err != nil {
 		return Result{}, fmt.Errorf("upload %s: %w", url, err)
 	}

@@ -84,11 +84,9 @@ type Device struct {
 	dispatcher atomic.Pointer[dispatcherBox] // netstack's dispatcher; nil when detached
 	onClose    atomic.Pointer[func()]        // SetOnCloseAction's action
 
-	rxWake, txWake, ctrlWake, cfgWake chan struct{} // interrupt fan-out, one slot each
-	// ownIRQ maps the wake channel of each loop that has an interrupt to
-	// itself to that interrupt, which the loop waits on directly; set by
-	// startInterrupts before the loops start, read-only after.
-	ownIRQ map[chan struct{}]virtio.Interrupt
+	// How each loop is woken; set up by startInterrupts before the loops
+	// start, read-only after.
+	rxWake, txWake, ctrlWake, cfgWake wakeup
 
 	ctx     context.Context    // cancelled by Close; stops every goroutine
 	cancel  context.CancelFunc // cancels ctx
@@ -124,10 +122,10 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 		features: features,
 		hdrLen:   headerLen(features),
 		opts:     opts,
-		rxWake:   make(chan struct{}, 1),
-		txWake:   make(chan struct{}, 1),
-		ctrlWake: make(chan struct{}, 1),
-		cfgWake:  make(chan struct{}, 1),
+		rxWake:   newWakeup(),
+		txWake:   newWakeup(),
+		ctrlWake: newWakeup(),
+		cfgWake:  newWakeup(),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	started := false
@@ -223,11 +221,11 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 	st := readStatus(t, features)
 	d.linkUp.Store(st&StatusLinkUp != 0)
 
-	wakes := [][]chan struct{}{{d.rxWake}, {d.txWake}}
+	wakes := []*wakeup{&d.rxWake, &d.txWake}
 	if nq == 3 {
-		wakes = append(wakes, []chan struct{}{d.ctrlWake})
+		wakes = append(wakes, &d.ctrlWake)
 	}
-	d.startInterrupts(append(qirqs[:nq:nq], cfgirq), append(wakes, []chan struct{}{d.cfgWake}))
+	d.startInterrupts(append(qirqs[:nq:nq], cfgirq), append(wakes, &d.cfgWake))
 	d.wg.Add(3)
 	go d.rxLoop()
 	go d.txLoop()

@@ -17,15 +17,38 @@ func sameInterrupt(a, b virtio.Interrupt) (same bool) {
 	return a == b
 }
 
-// startInterrupts arranges for each firing to wake every loop whose source
-// uses that interrupt. A loop with an interrupt to itself (MSI-X gives each
-// queue its vector) waits on it directly (see wait), saving a goroutine
-// switch per interrupt; a shared line (INTx) gets a waiter goroutine that
-// wakes every loop on it, and each polls its own ring.
-func (d *Device) startInterrupts(irqs []virtio.Interrupt, wakes [][]chan struct{}) {
+// wakeup is how one loop learns that its source may have work: its own
+// interrupt when it has one to itself (MSI-X gives each queue its vector),
+// waited on directly, which saves a goroutine switch per interrupt; else a
+// signal on ch from the waiter of the line it shares (INTx).
+type wakeup struct {
+	ch  chan struct{}    // one slot, signalled by a shared line's waiter
+	irq virtio.Interrupt // the loop's own interrupt, or nil; set by startInterrupts
+}
+
+func newWakeup() wakeup { return wakeup{ch: make(chan struct{}, 1)} }
+
+// wait blocks until the loop should look at its queue again. It returns
+// ctx's error when ctx is done first. Only the wakeup's loop calls it.
+func (w *wakeup) wait(ctx context.Context) error {
+	if w.irq != nil {
+		return w.irq.Wait(ctx)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-w.ch:
+		return nil
+	}
+}
+
+// startInterrupts gives each source's loop (wakes[i], for irqs[i]) its
+// interrupt when nothing else uses it, and starts a waiter goroutine per
+// shared line that wakes every loop on it; each then polls its own ring.
+func (d *Device) startInterrupts(irqs []virtio.Interrupt, wakes []*wakeup) {
 	type line struct {
 		irq   virtio.Interrupt
-		wakes []chan struct{}
+		wakes []*wakeup
 	}
 	var lines []*line
 next:
@@ -37,16 +60,15 @@ next:
 		}
 		for _, l := range lines {
 			if sameInterrupt(l.irq, irq) {
-				l.wakes = append(l.wakes, wakes[i]...)
+				l.wakes = append(l.wakes, wakes[i])
 				continue next
 			}
 		}
-		lines = append(lines, &line{irq: irq, wakes: append([]chan struct{}(nil), wakes[i]...)})
+		lines = append(lines, &line{irq: irq, wakes: []*wakeup{wakes[i]}})
 	}
-	d.ownIRQ = make(map[chan struct{}]virtio.Interrupt)
 	for _, l := range lines {
 		if len(l.wakes) == 1 {
-			d.ownIRQ[l.wakes[0]] = l.irq
+			l.wakes[0].irq = l.irq
 			continue
 		}
 		d.wg.Add(1)
@@ -57,25 +79,10 @@ next:
 					return
 				}
 				for _, w := range l.wakes {
-					signal(w)
+					signal(w.ch)
 				}
 			}
 		}()
-	}
-}
-
-// wait blocks until the loop woken through ch should look at its queue
-// again: its own interrupt fired, or a shared line's waiter signalled ch.
-// It returns ctx's error when ctx is done first. Only ch's loop calls it.
-func (d *Device) wait(ctx context.Context, ch chan struct{}) error {
-	if irq := d.ownIRQ[ch]; irq != nil {
-		return irq.Wait(ctx)
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-ch:
-		return nil
 	}
 }
 
@@ -105,7 +112,7 @@ func (d *Device) rxLoop() {
 				break
 			}
 		}
-		if d.wait(d.ctx, d.rxWake) != nil {
+		if d.rxWake.wait(d.ctx) != nil {
 			return
 		}
 		d.c.rxInterrupts.Add(1)
@@ -118,7 +125,7 @@ func (d *Device) rxLoop() {
 func (d *Device) txLoop() {
 	defer d.wg.Done()
 	for {
-		if d.wait(d.ctx, d.txWake) != nil {
+		if d.txWake.wait(d.ctx) != nil {
 			return
 		}
 		d.c.txInterrupts.Add(1)
@@ -127,13 +134,13 @@ func (d *Device) txLoop() {
 }
 
 // waitCtrl waits for the control queue's interrupt.
-func (d *Device) waitCtrl(ctx context.Context) error { return d.wait(ctx, d.ctrlWake) }
+func (d *Device) waitCtrl(ctx context.Context) error { return d.ctrlWake.wait(ctx) }
 
 // configLoop follows the config status: link state and announce requests.
 func (d *Device) configLoop(last uint16) {
 	defer d.wg.Done()
 	for {
-		if d.wait(d.ctx, d.cfgWake) != nil {
+		if d.cfgWake.wait(d.ctx) != nil {
 			return
 		}
 		d.c.configInterrupts.Add(1)

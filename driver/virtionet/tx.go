@@ -42,7 +42,6 @@ type txRing struct {
 	hdrMem    []byte             // header slots, hdrStride bytes each, in DMA memory
 	hdrPhys   uint64             // physical address of hdrMem
 	freeSlot  []uint16           // header slots not in use
-	dmaAlloc  virtqueue.DMA      // allocates the bounce buffers on first use; constant
 	bounceMem []byte             // bounceBuffers contiguous buffers of bounceSize, nil until first needed
 	bouncePhy uint64             // physical address of bounceMem
 	freeBnc   []int16            // bounce buffers not in use
@@ -81,7 +80,6 @@ func newTxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, c *counter
 		hdrMem:    mem,
 		hdrPhys:   phys,
 		freeSlot:  make([]uint16, n),
-		dmaAlloc:  dma,
 		inflight:  make([]txEntry, n),
 		chain:     make([]virtqueue.Buffer, 0, 64),
 		space:     make(chan struct{}),
@@ -227,9 +225,12 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 		Len:  uint32(len(hb)),
 	})
 
-	// The packet's own views, split where Go heap pages end.
+	// The packet's own views, split where Go heap pages end. A chain that
+	// grows longer than the queue takes stops here and goes out bounced.
 	size := copyLen
+	tooLong, maxChain := false, t.q.Size()
 	views, off := pkt.AsViewList()
+walk:
 	for v := views.Front(); v != nil; v = v.Next() {
 		b := v.AsSlice()
 		if off >= len(b) {
@@ -244,6 +245,10 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 			b = b[c:]
 		}
 		for len(b) > 0 {
+			if len(t.chain) == maxChain {
+				tooLong = true
+				break walk
+			}
 			m := min(len(b), pageRemain(b))
 			phys, err := t.dma.Phys(b[:m])
 			if err != nil {
@@ -256,9 +261,13 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 		}
 	}
 	bounce := int16(-1)
-	head, err := t.q.Add(t.chain)
+	var head uint16
+	err := virtqueue.ErrChainTooLong
+	if !tooLong {
+		head, err = t.q.Add(t.chain)
+	}
 	if errors.Is(err, virtqueue.ErrChainTooLong) {
-		head, bounce, err = t.postBounced(pkt, slot)
+		head, bounce, size, err = t.postBounced(pkt)
 	}
 	switch {
 	case errors.Is(err, virtqueue.ErrFull):
@@ -283,14 +292,16 @@ func (t *txRing) post(pkt *stack.PacketBuffer) error {
 	return nil
 }
 
-// postBounced posts pkt as its header slot (the virtio header alone) and a
-// bounce buffer holding a copy of the whole frame. ErrFull means no bounce
-// buffer is free until a completion; another error, that none can be had.
-func (t *txRing) postBounced(pkt *stack.PacketBuffer, slot uint16) (uint16, int16, error) {
+// postBounced posts pkt as its header slot (already t.chain[0]; the
+// virtio header alone) and a bounce buffer holding a copy of the whole
+// frame, and returns the head, the bounce buffer and the frame's size.
+// ErrFull means no bounce buffer is free until a completion; another
+// error, that none can be had.
+func (t *txRing) postBounced(pkt *stack.PacketBuffer) (uint16, int16, int, error) {
 	if t.bounceMem == nil {
-		mem, phys, err := t.dmaAlloc.Alloc(bounceBuffers*bounceSize, pageSize)
+		mem, phys, err := t.dma.Alloc(bounceBuffers*bounceSize, pageSize)
 		if err != nil {
-			return 0, -1, fmt.Errorf("virtionet: allocating TX bounce buffers: %w", err)
+			return 0, -1, 0, fmt.Errorf("virtionet: allocating TX bounce buffers: %w", err)
 		}
 		t.bounceMem, t.bouncePhy = mem, phys
 		for i := bounceBuffers - 1; i >= 0; i-- {
@@ -299,10 +310,10 @@ func (t *txRing) postBounced(pkt *stack.PacketBuffer, slot uint16) (uint16, int1
 	}
 	size := pkt.Size()
 	if size > bounceSize {
-		return 0, -1, fmt.Errorf("virtionet: %d-byte frame: %w", size, virtqueue.ErrChainTooLong)
+		return 0, -1, 0, fmt.Errorf("virtionet: %d-byte frame: %w", size, virtqueue.ErrChainTooLong)
 	}
 	if len(t.freeBnc) == 0 {
-		return 0, -1, virtqueue.ErrFull
+		return 0, -1, 0, virtqueue.ErrFull
 	}
 	b := t.freeBnc[len(t.freeBnc)-1]
 	off := int(b) * bounceSize
@@ -318,17 +329,15 @@ func (t *txRing) postBounced(pkt *stack.PacketBuffer, slot uint16) (uint16, int1
 		n += copy(dst[n:], src[voff:])
 		voff = 0
 	}
-	// The header slot keeps only the virtio header; the frame is in the
-	// bounce buffer.
 	t.chain = append(t.chain[:1], virtqueue.Buffer{Addr: t.bouncePhy + uint64(off), Len: uint32(n)})
 	t.chain[0].Len = uint32(t.hdrLen)
 	head, err := t.q.Add(t.chain)
 	if err != nil {
-		return 0, -1, err
+		return 0, -1, 0, err
 	}
 	t.freeBnc = t.freeBnc[:len(t.freeBnc)-1]
 	t.c.txBounced.Add(1)
-	return head, b, nil
+	return head, b, n, nil
 }
 
 // Reclaim releases the packets the device has finished with.

@@ -7,6 +7,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
@@ -118,7 +119,7 @@ func (d *Discipline) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
 			d.timer.Reset(d.delay)
 		}
 		return nil
-	case s.held != nil && hasAck && seqGEQ(ack, s.heldAck) && !(pure && ack == s.heldAck):
+	case s.held != nil && hasAck && seqnum.Value(s.heldAck).LessThanEq(seqnum.Value(ack)) && !(pure && ack == s.heldAck):
 		// pkt acknowledges everything the held ACK did, which is now
 		// redundant. (A pure ACK here means the connection
 		// acknowledges again before the delay passed: it goes now.)
@@ -244,30 +245,6 @@ func classify(pkt *stack.PacketBuffer) (f flow, ack uint32, flags header.TCPFlag
 	ack, flags = tcp.AckNumber(), tcp.Flags()
 	const notPure = header.TCPFlagSyn | header.TCPFlagFin | header.TCPFlagRst | header.TCPFlagUrg
 	pure = flags&header.TCPFlagAck != 0 && flags&notPure == 0 && pkt.Data().Size() == 0 &&
-		!hasSACK(tcp[header.TCPMinimumSize:tcp.DataOffset()])
+		len(header.ParseTCPOptions(tcp[header.TCPMinimumSize:tcp.DataOffset()]).SACKBlocks) == 0
 	return f, ack, flags, pure, true
 }
-
-// hasSACK reports whether TCP options opts include a SACK block option
-// (kind 5, RFC 2018).
-func hasSACK(opts []byte) bool {
-	for i := 0; i < len(opts); {
-		switch opts[i] {
-		case header.TCPOptionEOL:
-			return false
-		case header.TCPOptionNOP:
-			i++
-			continue
-		case header.TCPOptionSACK:
-			return true
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 {
-			return false
-		}
-		i += int(opts[i+1])
-	}
-	return false
-}
-
-// seqGEQ reports a >= b in sequence space (RFC 9293 §3.4).
-func seqGEQ(a, b uint32) bool { return int32(a-b) >= 0 }

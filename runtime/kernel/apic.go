@@ -107,43 +107,23 @@ func initInterruptControllers() {
 	lapicWrite(lapicLVTError, lvtMasked)
 	lapicWrite(lapicDivide, divideBy1)
 
-	// Count down from the maximum and compare with the TSC: both read
-	// together at the start and at the end of each window, so that the
-	// host descheduling the CPU lengthens both alike; the median of
-	// calibRounds windows drops a window preempted between the reads.
+	// Count down from the maximum for 10 ms of TSC, reading both clocks
+	// together at the window's ends (see calibrateTSC).
 	lapicWrite(lapicLVTTimer, lvtMasked|vectorTimer)
 	lapicWrite(lapicInitCnt, 0xffffffff)
-	var rates [calibRounds]uint64
-	for i := range rates {
-		tsc0, cnt0 := readTSCAndLAPIC()
-		tsc1, cnt1 := tsc0, cnt0
-		for tsc1-tsc0 < tscHz/100 { // 10 ms
-			tsc1, cnt1 = readTSCAndLAPIC()
-		}
-		rates[i] = uint64(cnt0-cnt1) * tscHz / (tsc1 - tsc0)
+	readCount := func() uint64 { return uint64(lapicRead(lapicCurCnt)) }
+	tsc0, cnt0 := readWithTSC(readCount)
+	tsc1, cnt1 := tsc0, cnt0
+	for tsc1-tsc0 < tscHz/100 {
+		tsc1, cnt1 = readWithTSC(readCount)
 	}
 	lapicWrite(lapicInitCnt, 0)
-	lapicHz = median(rates[:])
+	lapicHz = (cnt0 - cnt1) * tscHz / (tsc1 - tsc0)
 	if lapicHz == 0 {
 		console.Print("kernel: LAPIC timer does not count\n")
 		lapicHz = 1e9
 	}
 	lapicWrite(lapicLVTTimer, vectorTimer) // one-shot, unmasked
-}
-
-// readTSCAndLAPIC returns the TSC and the LAPIC timer's current count at
-// (nearly) the same moment, as readClocks does for the PIT.
-func readTSCAndLAPIC() (tsc uint64, count uint32) {
-	best := ^uint64(0)
-	for range pairReads {
-		t0 := cpu.RDTSC()
-		c := lapicRead(lapicCurCnt)
-		t1 := cpu.RDTSC()
-		if t1-t0 < best {
-			best, tsc, count = t1-t0, t0+(t1-t0)/2, c
-		}
-	}
-	return tsc, count
 }
 
 // minTimerNs is the shortest one-shot armTimer sets; a nearer deadline

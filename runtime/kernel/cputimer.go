@@ -122,7 +122,6 @@ func chargeCPU(now int64, tick bool) {
 		if d := now - accountedAt; d > 0 {
 			accountedAt = now
 			stats.IdleTime += uint64(d)
-			stats.Uptime = uint64(now)
 		}
 		return
 	}
@@ -131,7 +130,6 @@ func chargeCPU(now int64, tick bool) {
 		accountedAt = now
 		t.cpuTime += d
 		procCPU += d
-		stats.Uptime = uint64(now)
 	}
 	if tick && (t.cpuTimerNext != 0 && t.cpuTime+timerSlack >= t.cpuTimerNext ||
 		procTimerNext != 0 && procCPU+timerSlack >= procTimerNext) {

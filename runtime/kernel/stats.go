@@ -67,6 +67,7 @@ func ReadStats() (Stats, error) {
 // of the call.
 func sysKernelStats(buf, size uint64) int64 {
 	chargeCPU(nanotime(), false)
+	stats.Uptime = uint64(accountedAt)
 	if size < statsWords*8 {
 		return -eINVAL
 	}

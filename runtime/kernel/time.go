@@ -14,11 +14,9 @@ const (
 	pitCmd      = 0x43
 	pitGatePort = 0x61
 	pitLatchCh2 = 0x80 // counter latch command for channel 2
-	// calibTicks is each calibration window: 10 ms of PIT ticks, well
+	// calibTicks is the calibration window: 10 ms of PIT ticks, well
 	// inside the counter's 55 ms wrap.
 	calibTicks = pitHz / 100
-	// calibRounds windows are measured and the median kept.
-	calibRounds = 5
 	// pairReads is how many times each reading of two clocks is tried;
 	// the one taken closest together in TSC ticks is kept.
 	pairReads = 5
@@ -31,63 +29,53 @@ var (
 	wallBase int64  // Unix time in ns at nanotime 0 (from the RTC)
 )
 
-// calibrateTSC measures the TSC rate against the PIT. Each window reads
-// both clocks together at its start and at its end, so time the virtual
-// CPU spends descheduled on the host lengthens both alike (polling for the
-// end of a fixed PIT interval instead would charge a late look to the
-// TSC alone, and the clock would then run slow for the whole boot). The
-// median of calibRounds windows discards a window in which the host
-// preempted the CPU between the two reads of a pair.
+// calibrateTSC measures the TSC rate against the PIT over one window,
+// reading both clocks together at its start and at its end, so that time
+// the virtual CPU spends descheduled on the host lengthens both alike.
+// (Polling for the end of a fixed PIT interval instead charged a late look
+// to the TSC alone, and the clock then ran slow for the whole boot.)
 func calibrateTSC() {
 	gate := cpu.In8(pitGatePort)
 	cpu.Out8(pitGatePort, (gate&^0x02)|0x01) // gate on, speaker off
 	cpu.Out8(pitCmd, 0xb0)                   // ch 2, lo/hi byte, mode 0
 	cpu.Out8(pitCh2, 0xff)
 	cpu.Out8(pitCh2, 0xff)
-	var rates [calibRounds]uint64
-	for i := range rates {
-		tsc0, pit0 := readClocks()
-		tsc1, pit1 := tsc0, pit0
-		for spins := 0; pit0-pit1 < calibTicks; spins++ {
-			if spins > 1<<24 {
-				console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
-				setTSCRate(1e9)
-				return
-			}
-			tsc1, pit1 = readClocks()
+	tsc0, pit0 := readWithTSC(readPIT)
+	tsc1, pit1 := tsc0, pit0
+	for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
+		if spins > 1<<24 {
+			console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
+			setTSCRate(1e9)
+			return
 		}
-		rates[i] = (tsc1 - tsc0) * pitHz / uint64(pit0-pit1)
+		tsc1, pit1 = readWithTSC(readPIT)
 	}
-	setTSCRate(median(rates[:]))
+	setTSCRate((tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1)))
 }
 
-// median sorts v (a handful of values, in place) and returns its middle.
-func median(v []uint64) uint64 {
-	for i := 1; i < len(v); i++ {
-		for j := i; j > 0 && v[j] < v[j-1]; j-- {
-			v[j], v[j-1] = v[j-1], v[j]
-		}
-	}
-	return v[len(v)/2]
+// readPIT latches and reads PIT channel 2's count.
+func readPIT() uint64 {
+	cpu.Out8(pitCmd, pitLatchCh2)
+	lo := cpu.In8(pitCh2)
+	hi := cpu.In8(pitCh2)
+	return uint64(hi)<<8 | uint64(lo)
 }
 
-// readClocks returns the TSC and PIT channel 2's count at (nearly) the
-// same moment: the TSC halfway between two reads around the latch, from
-// the tightest of pairReads tries (each port access exits to the VMM,
-// which a busy host can hold up).
-func readClocks() (tsc uint64, pit uint16) {
+// readWithTSC returns the TSC and what read returns at (nearly) the same
+// moment: the TSC halfway between two reads around it, from the tightest
+// of pairReads tries (reading a device register exits to the VMM, which a
+// busy host can hold up).
+func readWithTSC(read func() uint64) (tsc, v uint64) {
 	best := ^uint64(0)
 	for range pairReads {
 		t0 := cpu.RDTSC()
-		cpu.Out8(pitCmd, pitLatchCh2)
-		lo := cpu.In8(pitCh2)
-		hi := cpu.In8(pitCh2)
+		r := read()
 		t1 := cpu.RDTSC()
 		if t1-t0 < best {
-			best, tsc, pit = t1-t0, t0+(t1-t0)/2, uint16(hi)<<8|uint16(lo)
+			best, tsc, v = t1-t0, t0+(t1-t0)/2, r
 		}
 	}
-	return tsc, pit
+	return tsc, v
 }
 
 // setTSCRate sets the clock's rate and starts it at zero.

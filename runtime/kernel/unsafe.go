@@ -52,9 +52,6 @@ func xsaveArea(t *thread, n int) []byte {
 	return unsafe.Slice((*byte)(virtPtr(uint64(t.xsave))), n)
 }
 
-// unsafePointerTo is the address of the vDSO image.
-func unsafePointerTo(p *[(vdsoSize + 7) / 8]uint64) unsafe.Pointer { return unsafe.Pointer(p) }
-
 // vdsoBytes is the vDSO image as bytes.
 func vdsoBytes() []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&vdsoImage[0])), vdsoSize)

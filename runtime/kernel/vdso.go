@@ -61,7 +61,7 @@ var vdsoImage [(vdsoSize + 7) / 8]uint64
 // vector.
 func initVDSO() uint64 {
 	b := vdsoBytes()
-	base := addrOf(unsafePointerTo(&vdsoImage))
+	base := addrOf(unsafePointer(&b[0]))
 	// ELF header: 64-bit, little-endian, ET_DYN, x86-64.
 	copy(b, "\x7fELF\x02\x01\x01")
 	le.PutUint16(b[16:], 3)  // e_type ET_DYN
