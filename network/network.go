@@ -79,6 +79,9 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			}
 		}
 	}
+	if cfg.Driver.Logf == nil {
+		cfg.Driver.Logf = logf
+	}
 	t, err := virtiopci.Open(d, platform(), cfg.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("network: %s: %w", d, err)

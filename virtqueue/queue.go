@@ -39,6 +39,10 @@ type Queue interface {
 	// DetachUnused takes back one in-flight chain once the device has been
 	// reset and no longer owns the queue; ok=false when none is left.
 	DetachUnused() (head uint16, ok bool)
+	// Reset empties the rings (every chain must have been detached) so
+	// that the queue can be set up again on the device after a reset, at
+	// the same addresses.
+	Reset() error
 	// Stats returns the queue's counters.
 	Stats() Stats
 }

@@ -26,6 +26,7 @@ var (
 	ErrHeaderTooShort   = errors.New("buffer shorter than the virtio_net_hdr")
 	ErrFeatureViolation = errors.New("offload used that was not negotiated")
 	ErrCtrlHeader       = errors.New("control command without class, command or ack byte")
+	ErrBroken           = errors.New("device broken on purpose (Net.Break)")
 )
 
 // DriverError is a protocol violation by the driver on one queue: the device

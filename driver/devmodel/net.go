@@ -611,6 +611,16 @@ func (n *Net) Announce() bool {
 	return true
 }
 
+// Break stops the device as an error it cannot go on from would: it
+// processes nothing more until reset, and on a modern interface it sets
+// DEVICE_NEEDS_RESET and raises a configuration interrupt, as QEMU's
+// virtio_error does. It is how tests exercise a driver's recovery.
+func (n *Net) Break() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fail(&DriverError{Queue: -1, Head: -1, Err: ErrBroken})
+}
+
 // SetHostile installs (or, with nil, removes) lies for the device to tell.
 func (n *Net) SetHostile(h *Hostile) {
 	n.mu.Lock()

@@ -32,17 +32,19 @@ var errCtrlAbandoned = errors.New("control queue abandoned: an earlier command d
 
 // ctrlQueue sends control commands, one at a time.
 type ctrlQueue struct {
-	mu     sync.Mutex                      // serializes commands
-	q      virtqueue.Queue                 // the control virtqueue
-	mem    []byte                          // command buffer in DMA memory: class, cmd, data, then the ack byte
-	phys   uint64                          // physical address of mem
-	notify func()                          // notifies the device
-	wait   func(ctx context.Context) error // waits for the control queue's interrupt
-	c      *counters                       // shared counters
+	mu      sync.Mutex                      // serializes commands
+	q       virtqueue.Queue                 // the control virtqueue
+	mem     []byte                          // command buffer in DMA memory: class, cmd, data, then the ack byte
+	phys    uint64                          // physical address of mem
+	notify  func()                          // notifies the device; set by Open
+	wait    func(ctx context.Context) error // waits for the control queue's interrupt; set by Open
+	faulted func()                          // told when the queue breaks; set by Open (Device.requestReset)
+	c       *counters                       // shared counters
 	// broken is set when a command was given up with its chain still in
 	// flight, or the device broke the ring: a late completion would act on
 	// the next command's bytes in the shared buffer, so no command is sent
-	// after it (until a device reset makes a new queue).
+	// after it, until the device reset that breaking asks for (recover
+	// clears it).
 	broken bool
 }
 
@@ -51,7 +53,7 @@ func newCtrlQueue(q virtqueue.Queue, dma virtqueue.DMA, c *counters) (*ctrlQueue
 	if err != nil {
 		return nil, fmt.Errorf("virtionet: allocating the control buffer: %w", err)
 	}
-	return &ctrlQueue{q: q, mem: mem, phys: phys, c: c, notify: func() {}}, nil
+	return &ctrlQueue{q: q, mem: mem, phys: phys, c: c, notify: func() {}, faulted: func() {}}, nil
 }
 
 // command sends class/cmd with data and waits for the device's ack.
@@ -94,6 +96,7 @@ func (cq *ctrlQueue) command(ctx context.Context, class, cmd uint8, data []byte)
 			// could); nothing it returns can be trusted any more.
 			cq.c.ctrlErrors.Add(1)
 			cq.broken = true
+			cq.faulted()
 			return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, err)
 		}
 		if ok {
@@ -112,6 +115,9 @@ func (cq *ctrlQueue) command(ctx context.Context, class, cmd uint8, data []byte)
 			// with it the command buffer.
 			cq.c.ctrlErrors.Add(1)
 			cq.broken = true
+			if ctx.Err() == context.DeadlineExceeded {
+				cq.faulted() // the device sat on it: a reset takes the chain back
+			}
 			return fmt.Errorf("%w: class %d cmd %d: %w", ErrCtrl, class, cmd, err)
 		}
 	}
@@ -133,4 +139,16 @@ func (cq *ctrlQueue) setRxMode(ctx context.Context, promisc bool) error {
 // StatusAnnounce (virtio 1.2 §5.1.6.5.4).
 func (cq *ctrlQueue) ackAnnounce(ctx context.Context) error {
 	return cq.command(ctx, ctrlClassAnnounce, ctrlAnnounceAck, nil)
+}
+
+// detachLocked takes back a command chain the device still held, after a
+// reset, so the queue can be reset; the queue is usable again. The caller
+// holds mu.
+func (cq *ctrlQueue) detachLocked() {
+	for {
+		if _, ok := cq.q.DetachUnused(); !ok {
+			break
+		}
+	}
+	cq.broken = false
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// gratuitous ARP / unsolicited neighbour advertisements. The driver
 	// acknowledges the request afterwards.
 	OnAnnounce func()
+	// Logf, if set, receives the driver's rare events: device resets and
+	// recoveries, and why they happened.
+	Logf func(format string, args ...any)
 }
 
 // Device is an open virtio-net device. It is also the gVisor link endpoint
@@ -63,12 +66,22 @@ type Options struct {
 type Device struct {
 	t        virtio.Transport // the device
 	features uint64           // accepted features
+	supports uint64           // what Negotiate was offered (driver's set); recover renegotiates with it
+	mask     uint64           // the user's mask given to Negotiate
 	hdrLen   int              // virtio header size for these features
 	opts     Options          // what Open was given
 
-	rx   *rxRing    // receive side; owned by the RX loop
-	tx   *txRing    // transmit side
-	ctrl *ctrlQueue // control queue; nil without CTRL_VQ
+	rxMu   sync.Mutex        // held by the RX loop while it polls, and by recover
+	rx     *rxRing           // receive side; used under rxMu
+	tx     *txRing           // transmit side
+	ctrl   *ctrlQueue        // control queue; nil without CTRL_VQ
+	queues []virtqueue.Queue // every virtqueue, by index; recover sets them up again
+
+	// resetReq asks the recovery loop to reset the device (one slot; see
+	// requestReset). failed is set once the device could not be reset or
+	// brought back: the driver then only drops.
+	resetReq chan struct{}
+	failed   atomic.Bool
 
 	c counters // the counters behind Stats
 
@@ -120,6 +133,9 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 	d := &Device{
 		t:        t,
 		features: features,
+		supports: supports,
+		mask:     mask,
+		resetReq: make(chan struct{}, 1),
 		hdrLen:   headerLen(features),
 		opts:     opts,
 		rxWake:   newWakeup(),
@@ -192,18 +208,22 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 			return nil, err
 		}
 	}
+	d.queues = qs
 	d.rx = newRxRing(qs[rxQueueIndex], dma, features, mtu, &d.c)
 	d.rx.deliver = d.deliver
+	d.rx.faulted = d.requestReset
 	if d.tx, err = newTxRing(qs[txQueueIndex], dma, features, &d.c); err != nil {
 		return nil, err
 	}
 	d.tx.notify = func() { t.Notify(txQueueIndex) }
+	d.tx.faulted = d.requestReset
 	if nq == 3 {
 		if d.ctrl, err = newCtrlQueue(qs[ctrlQueueIndex], dma, &d.c); err != nil {
 			return nil, err
 		}
 		d.ctrl.notify = func() { t.Notify(ctrlQueueIndex) }
 		d.ctrl.wait = d.waitCtrl
+		d.ctrl.faulted = d.requestReset
 	}
 
 	// Buffers may be posted before DRIVER_OK; the device is notified only
@@ -226,10 +246,11 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 		wakes = append(wakes, &d.ctrlWake)
 	}
 	d.startInterrupts(append(qirqs[:nq:nq], cfgirq), append(wakes, &d.cfgWake))
-	d.wg.Add(3)
+	d.wg.Add(4)
 	go d.rxLoop()
 	go d.txLoop()
 	go d.configLoop(st)
+	go d.recoveryLoop()
 	started = true
 
 	if d.ctrl != nil && features&FeatureCtrlRx != 0 && opts.Promiscuous {

@@ -3,12 +3,17 @@ package virtionet
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/govirtio/govirtio/driver/devmodel"
 	"github.com/govirtio/govirtio/driver/virtio"
 	"github.com/govirtio/govirtio/virtqueue"
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
@@ -327,5 +332,84 @@ func TestGSOMaxSizeFitsASmallQueue(t *testing.T) {
 		}
 		d.Close()
 		dev.Close()
+	}
+}
+
+// ailingDevice is a device whose reset stops completing once stuck is
+// set, and which stops offering the features in drop, as a device replaced
+// behind the driver's back might.
+type ailingDevice struct {
+	stuckReset
+	drop *atomic.Uint64
+}
+
+func (a ailingDevice) DeviceFeatures() uint64 { return a.Net.DeviceFeatures() &^ a.drop.Load() }
+
+// A device that cannot be brought back after it asked for a reset is given
+// up on: marked FAILED, its buffers kept from netstack when the reset did
+// not complete, packets dropped and counted at once rather than waiting on
+// a ring nobody drains.
+func TestRecoveryGivesUpOnADeviceThatCannotComeBack(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stuck     bool   // the reset does not complete
+		drop      uint64 // features the device no longer offers after it
+		keepsBufs bool
+		log       string
+	}{
+		{name: "reset does not complete", stuck: true, keepsBufs: true, log: "reset did not complete"},
+		{name: "features change", drop: FeatureMrgRxbuf, log: "not 0x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := &virtqueue.HeapDMA{AutoRegister: true}
+			dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC | FeatureMrgRxbuf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dev.Close()
+			stuck := false
+			var drop atomic.Uint64
+			var logMu sync.Mutex
+			var logs []string
+			d, err := Open(ailingDevice{stuckReset{dev, &stuck}, &drop}, mem, Options{Logf: func(f string, a ...any) {
+				logMu.Lock()
+				defer logMu.Unlock()
+				logs = append(logs, fmt.Sprintf(f, a...))
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			stuck = tc.stuck
+			drop.Store(tc.drop)
+			posted := d.rx.q.InFlight()
+			dev.Break()
+			for deadline := time.Now().Add(10 * time.Second); d.Stats().RecoveryFailures == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no recovery failure counted: %+v", d.Stats())
+				}
+			}
+			if dev.Status()&virtio.StatusFailed == 0 {
+				t.Errorf("status %#x without FAILED", dev.Status())
+			}
+			if got := d.rx.q.InFlight(); tc.keepsBufs && got != posted {
+				t.Errorf("%d RX buffers still with the device, want all %d kept", got, posted)
+			}
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(make([]byte, 60))})
+			defer pkt.DecRef()
+			var pkts stack.PacketBufferList
+			pkts.PushBack(pkt)
+			if n, err := d.WritePackets(pkts); n != 1 || err != nil {
+				t.Errorf("WritePackets on a failed device: %d, %v; want the packet taken (dropped)", n, err)
+			}
+			if s := d.Stats(); s.TxDropFailed != 1 || s.Recoveries != 0 {
+				t.Errorf("TxDropFailed %d Recoveries %d, want 1 and 0", s.TxDropFailed, s.Recoveries)
+			}
+			logMu.Lock()
+			defer logMu.Unlock()
+			if all := strings.Join(logs, "\n"); !strings.Contains(all, tc.log) {
+				t.Errorf("log does not say %q:\n%s", tc.log, all)
+			}
+		})
 	}
 }

@@ -49,6 +49,21 @@
 // disciplines drop what a link refuses, so returning at once would turn a
 // momentarily full ring into TCP retransmission timeouts.
 //
+// # Device errors and recovery
+//
+// A device that stops on an error sets DEVICE_NEEDS_RESET and raises a
+// configuration interrupt (virtio 1.2 §2.1.2); a device that breaks the
+// used ring (an id out of range or not in flight, used.idx jumping) strands
+// the buffers behind the bad entries. Either way recover.go resets the
+// device, takes every buffer back, negotiates the same features, sets the
+// same queues up and refills, under the same link endpoint, so netstack's
+// connections carry on (TCP retransmits what the rings lost). Recoveries in
+// quick succession are spaced by a doubling wait; a device that cannot be
+// reset, or comes back with other features, is marked FAILED and the
+// driver drops what it is given (TxDropFailed). A legacy interface has no
+// DEVICE_NEEDS_RESET: QEMU's legacy device stops silently, and only ring
+// violations the driver sees start a recovery there.
+//
 // # Offloads
 //
 // TX: with CSUM and HOST_TSO4 and HOST_TSO6 the endpoint reports

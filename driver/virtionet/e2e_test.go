@@ -176,6 +176,8 @@ func transferWrites(t testing.TB, from, to *side, size int64, port uint16, write
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
+	deadline, _ := ctx.Deadline()
+	c.SetWriteDeadline(deadline) // a stalled transfer fails instead of hanging
 	h := sha256.New()
 	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(port)}), size), h)
 	if writeSize > 0 {
@@ -385,6 +387,78 @@ func BenchmarkEndToEndTCP(b *testing.B) {
 			for i := range b.N {
 				transfer(b, a, z, size, uint16(6000+i%1000))
 			}
+		})
+	}
+}
+
+// TestEndToEndRecoversFromDeviceErrors breaks the receiving side's device
+// in the middle of a TCP transfer, in each way that leaves its rings
+// untrustworthy, and checks that the driver resets it and the transfer
+// completes intact over the same connection.
+func TestEndToEndRecoversFromDeviceErrors(t *testing.T) {
+	size := int64(4 << 20)
+	if testing.Short() {
+		size = 1 << 20
+	}
+	// badUsedID returns a hook that replaces the id of queue q's used
+	// entry number at with one out of range.
+	badUsedID := func(q int, at uint64) func(int, uint32) uint32 {
+		var k atomic.Uint64
+		return func(qq int, id uint32) uint32 {
+			if qq == q && k.Add(1) == at {
+				return 60000
+			}
+			return id
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		queue int // the queue whose violation the sender or receiver sees
+		// breakIt breaks a (sender) or b (receiver) once traffic flows.
+		breakIt func(t *testing.T, a, b *side)
+	}{
+		{"DEVICE_NEEDS_RESET on the receiver", -1, func(t *testing.T, a, b *side) { b.dev.Break() }},
+		{"DEVICE_NEEDS_RESET on the sender", -1, func(t *testing.T, a, b *side) { a.dev.Break() }},
+		{"malformed TX chain (InjectTxFault)", -1, func(t *testing.T, a, b *side) {
+			if err := a.drv.InjectTxFault(); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"RX used id out of range", rxQueueIndex, func(t *testing.T, a, b *side) {
+			b.dev.SetHostile(&devmodel.Hostile{UsedID: badUsedID(rxQueueIndex, 5)})
+		}},
+		{"TX used id out of range", txQueueIndex, func(t *testing.T, a, b *side) {
+			a.dev.SetHostile(&devmodel.Hostile{UsedID: badUsedID(txQueueIndex, 5)})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newPair(t, e2eConfig{mrg: true, offloads: true, eventIdx: true, indirect: true})
+			broken := make(chan uint64, 1)
+			go func() {
+				for b.drv.Stats().RxBytes < uint64(size/4) {
+					time.Sleep(50 * time.Microsecond)
+				}
+				tc.breakIt(t, a, b)
+				broken <- b.drv.Stats().RxBytes
+			}()
+			transfer(t, a, b, size, 5005)
+			if at := <-broken; at >= uint64(size) {
+				t.Fatalf("the device broke after the transfer (%d bytes received)", at)
+			}
+			a.dev.SetHostile(nil)
+			b.dev.SetHostile(nil)
+			sa, sb := a.drv.Stats(), b.drv.Stats()
+			if got := sa.Recoveries + sb.Recoveries; got == 0 {
+				t.Fatalf("no recovery: sender %+v receiver %+v", sa, sb)
+			}
+			if sa.RecoveryFailures+sb.RecoveryFailures != 0 {
+				t.Fatalf("recovery failed: sender %+v receiver %+v", sa, sb)
+			}
+			if tc.queue < 0 && sa.NeedsReset+sb.NeedsReset == 0 {
+				t.Errorf("DEVICE_NEEDS_RESET not counted")
+			}
+			// The recovered device keeps working both ways.
+			transfer(t, b, a, size/4, 5006)
 		})
 	}
 }

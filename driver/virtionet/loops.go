@@ -102,7 +102,9 @@ func (d *Device) rxLoop() {
 	defer d.wg.Done()
 	q := d.rx.q
 	for {
-		for {
+		// recover holds rxMu while it resets and refills the ring.
+		d.rxMu.Lock()
+		for !d.failed.Load() {
 			q.DisableInterrupts()
 			for d.rx.Poll(defaultRxBudget) > 0 {
 				d.rx.Refill()
@@ -112,6 +114,7 @@ func (d *Device) rxLoop() {
 				break
 			}
 		}
+		d.rxMu.Unlock()
 		if d.rxWake.wait(d.ctx) != nil {
 			return
 		}
@@ -136,7 +139,10 @@ func (d *Device) txLoop() {
 // waitCtrl waits for the control queue's interrupt.
 func (d *Device) waitCtrl(ctx context.Context) error { return d.ctrlWake.wait(ctx) }
 
-// configLoop follows the config status: link state and announce requests.
+// configLoop follows the config status (link state and announce
+// requests) and the device status: DEVICE_NEEDS_RESET, which a device sets
+// (with a configuration interrupt) when it stops on an error it found,
+// hands the device to the recovery loop.
 func (d *Device) configLoop(last uint16) {
 	defer d.wg.Done()
 	for {
@@ -144,6 +150,11 @@ func (d *Device) configLoop(last uint16) {
 			return
 		}
 		d.c.configInterrupts.Add(1)
+		if d.t.Status()&virtio.StatusNeedsReset != 0 {
+			d.c.needsReset.Add(1)
+			d.requestReset()
+			continue
+		}
 		st := readStatus(d.t, d.features)
 		if (st^last)&StatusLinkUp != 0 {
 			up := st&StatusLinkUp != 0

@@ -55,8 +55,9 @@ type rxRing struct {
 	// are discarded as they arrive, across polls, never parsed as packets
 	// (their first bytes are payload, not a virtio header).
 	skip    int
-	deliver func(pkt *stack.PacketBuffer) bool // hands a packet up; false when nobody takes it
-	notify  func()                             // notifies the device of new buffers
+	deliver func(pkt *stack.PacketBuffer) bool // hands a packet up; false when nobody takes it; set by Open
+	notify  func()                             // notifies the device of new buffers; set by Open
+	faulted func()                             // told of a ring violation that loses buffers; set by Open (Device.requestReset)
 	c       *counters                          // shared counters
 }
 
@@ -74,6 +75,7 @@ func newRxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, mtu int, c
 		c:         c,
 		deliver:   func(*stack.PacketBuffer) bool { return false },
 		notify:    func() {},
+		faulted:   func() {},
 	}
 	total := pageSize
 	if !r.mergeable {
@@ -265,7 +267,10 @@ func (r *rxRing) popError(head uint16, err error) {
 		r.recycleHead(head)
 		return
 	}
+	// The buffers behind the entry stay posted, out of reach until a
+	// device reset: ask for one.
 	r.c.rxDropDeviceError.Add(1)
+	r.faulted()
 }
 
 // receiveMergeable handles a packet whose first buffer is head, n bytes

@@ -37,6 +37,7 @@ type Stats struct {
 	TxDropTooManySegs uint64 // packets with more segments than a chain can hold, even bounced
 	TxBounced         uint64 // packets whose views would not fit a chain, copied into a bounce buffer
 	TxDropPhysError   uint64 // packets whose memory had no physical address
+	TxDropFailed      uint64 // packets dropped because the device failed and could not be recovered
 	TxBadLength       uint64 // completions with a nonzero written length (counted, released normally)
 	TxDeviceErrors    uint64 // other used-ring violations on TX
 
@@ -60,6 +61,14 @@ type Stats struct {
 	// ResetFailures counts device resets that did not complete: the
 	// buffers posted to the device were then kept from netstack.
 	ResetFailures uint64
+	// NeedsReset counts configuration interrupts that found
+	// DEVICE_NEEDS_RESET set: the device stopped on an error.
+	NeedsReset uint64
+	// Recoveries counts the device brought back after a reset (asked for
+	// by NeedsReset or by a ring violation that lost buffers:
+	// RxDropDeviceError, TxDeviceErrors, a broken control queue);
+	// RecoveryFailures those that could not be (the device is then FAILED).
+	Recoveries, RecoveryFailures uint64
 }
 
 // counters is the live, concurrently updated form of Stats: each field is
@@ -75,12 +84,12 @@ type counters struct {
 	txPackets, txBytes, txGSOPackets, txCsumOffload, txCompleted         atomic.Uint64 // TX traffic
 	txRingFull, txDropTooManySegs, txDropPhysError                       atomic.Uint64 // TX backpressure and drops
 	txBadLength, txDeviceErrors                                          atomic.Uint64 // TX device violations
-	txBounced                                                            atomic.Uint64 // TX packets copied into a bounce buffer
+	txBounced, txDropFailed                                              atomic.Uint64 // TX packets bounced; dropped on a failed device
 	rxRingSize, txRingSize, rxRingInFlight, txRingInFlight               atomic.Uint64 // ring occupancy
 	rxInterrupts, txInterrupts, configInterrupts, rxNotifies, txNotifies atomic.Uint64 // interrupts and notifications
 	rxKicksSuppressed, txKicksSuppressed                                 atomic.Uint64 // notifications suppressed
 	ctrlCommands, ctrlErrors, linkChanges, announces                     atomic.Uint64 // control queue and config
-	resetFailures                                                        atomic.Uint64 // device resets that did not complete
+	resetFailures, needsReset, recoveries, recoveryFailures              atomic.Uint64 // device resets and recovery
 }
 
 func (c *counters) snapshot() Stats {
@@ -96,7 +105,7 @@ func (c *counters) snapshot() Stats {
 		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxGSOPackets: c.txGSOPackets.Load(),
 		TxCsumOffload: c.txCsumOffload.Load(), TxCompleted: c.txCompleted.Load(), TxRingFull: c.txRingFull.Load(),
 		TxDropTooManySegs: c.txDropTooManySegs.Load(), TxDropPhysError: c.txDropPhysError.Load(),
-		TxBadLength: c.txBadLength.Load(), TxDeviceErrors: c.txDeviceErrors.Load(), TxBounced: c.txBounced.Load(),
+		TxBadLength: c.txBadLength.Load(), TxDeviceErrors: c.txDeviceErrors.Load(), TxBounced: c.txBounced.Load(), TxDropFailed: c.txDropFailed.Load(),
 		RxRingSize: c.rxRingSize.Load(), TxRingSize: c.txRingSize.Load(),
 		RxRingInFlight: c.rxRingInFlight.Load(), TxRingInFlight: c.txRingInFlight.Load(),
 		RxInterrupts: c.rxInterrupts.Load(), TxInterrupts: c.txInterrupts.Load(), ConfigInterrupts: c.configInterrupts.Load(),
@@ -104,6 +113,7 @@ func (c *counters) snapshot() Stats {
 		RxKicksSuppressed: c.rxKicksSuppressed.Load(), TxKicksSuppressed: c.txKicksSuppressed.Load(),
 		CtrlCommands: c.ctrlCommands.Load(), CtrlErrors: c.ctrlErrors.Load(),
 		LinkChanges: c.linkChanges.Load(), Announces: c.announces.Load(), ResetFailures: c.resetFailures.Load(),
+		NeedsReset: c.needsReset.Load(), Recoveries: c.recoveries.Load(), RecoveryFailures: c.recoveryFailures.Load(),
 	}
 }
 
@@ -115,5 +125,5 @@ func (s Stats) RxDrops() uint64 {
 
 // TxDrops is the sum of every TX drop counter.
 func (s Stats) TxDrops() uint64 {
-	return s.TxDropTooManySegs + s.TxDropPhysError
+	return s.TxDropTooManySegs + s.TxDropPhysError + s.TxDropFailed
 }

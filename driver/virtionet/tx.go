@@ -51,7 +51,9 @@ type txRing struct {
 	waiters   int                // writers waiting in waitSpace; TX interrupts are on while > 0
 	pending   int                // chains posted since the last Kick
 	fullWait  time.Duration      // how long Write waits for room in a full ring; constant
-	notify    func()             // notifies the device of new chains
+	dead      bool               // the device failed for good (recover): packets are dropped
+	notify    func()             // notifies the device of new chains; set by Open
+	faulted   func()             // told of a ring violation that loses chains; set by Open (Device.requestReset)
 	c         *counters          // shared counters
 }
 
@@ -85,6 +87,7 @@ func newTxRing(q virtqueue.Queue, dma virtqueue.DMA, features uint64, c *counter
 		space:     make(chan struct{}),
 		fullWait:  defaultTxFullWait,
 		notify:    func() {},
+		faulted:   func() {},
 		c:         c,
 	}
 	for i := range t.freeSlot {
@@ -112,6 +115,10 @@ const defaultTxFullWait = 50 * time.Millisecond
 func (t *txRing) Write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.dead {
+		t.c.txDropFailed.Add(uint64(len(pkts)))
+		return len(pkts), nil
+	}
 	// Completed chains are taken back here, as each write starts, rather
 	// than on an interrupt per packet: see waitSpace.
 	t.reclaimLocked()
@@ -363,7 +370,9 @@ func (t *txRing) reclaimLocked() int {
 		}
 		if err != nil {
 			if !errors.Is(err, virtqueue.ErrBadLength) {
+				// The chain behind it stays in flight until a reset.
 				t.c.txDeviceErrors.Add(1)
+				t.faulted()
 				continue
 			}
 			// The device wrote a length into a read-only chain;
@@ -399,6 +408,10 @@ func (t *txRing) complete(head uint16) {
 func (t *txRing) Detach() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.detachLocked()
+}
+
+func (t *txRing) detachLocked() {
 	for {
 		head, ok := t.q.DetachUnused()
 		if !ok {
@@ -406,4 +419,44 @@ func (t *txRing) Detach() {
 		}
 		t.complete(head)
 	}
+}
+
+// restartLocked puts the ring's interrupt state back after the queue was
+// reset (which leaves interrupts on) and lets waiting writers retry on the
+// empty ring.
+func (t *txRing) restartLocked() {
+	t.pending = 0
+	if t.waiters == 0 {
+		t.q.DisableInterrupts()
+		return
+	}
+	t.q.EnableInterrupts()
+	close(t.space)
+	t.space = make(chan struct{})
+}
+
+// postFault posts a chain a device must refuse: a single device-writable
+// buffer (a header slot), where a transmit chain starts with the
+// device-readable virtio header (virtio 1.2 §5.1.6.2). See
+// Device.InjectTxFault.
+func (t *txRing) postFault() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead {
+		return errors.New("virtionet: the device has failed")
+	}
+	if len(t.freeSlot) == 0 {
+		return virtqueue.ErrFull
+	}
+	slot := t.freeSlot[len(t.freeSlot)-1]
+	head, err := t.q.Add([]virtqueue.Buffer{{Addr: t.hdrPhys + uint64(slot)*hdrStride, Len: uint32(t.hdrLen), Writable: true}})
+	if err != nil {
+		return err
+	}
+	t.freeSlot = t.freeSlot[:len(t.freeSlot)-1]
+	// An empty packet stands in for the one complete and Detach release.
+	t.inflight[head] = txEntry{pkt: stack.NewPacketBuffer(stack.PacketBufferOptions{}), slot: slot, bounce: -1}
+	t.pending++
+	t.publish()
+	return nil
 }

@@ -9,8 +9,13 @@
 //	GET  /debug/pprof/ net/http/pprof: CPU profiles (profile?seconds=N),
 //	                   heap, goroutines, execution traces
 //
-// The kernel command line configures it: ip=, gw=, dns= (else DHCP), and
-// port=N (default 80).
+//	POST /debug/inject-tx-fault
+//	                   only with debug.inject=1 on the command line: posts a
+//	                   malformed TX chain, which makes the device ask for a
+//	                   reset (a test of the driver's recovery)
+//
+// The kernel command line configures it: ip=, gw=, dns= (else DHCP),
+// port=N (default 80) and debug.inject=1.
 package main
 
 import (
@@ -40,13 +45,14 @@ func main() {
 	if err != nil {
 		log.Fatalf("httpd: %v", err)
 	}
-	port := 80
+	port, inject := 80, false
 	for _, a := range os.Args[1:] {
 		if v, ok := strings.CutPrefix(a, "port="); ok {
 			if port, err = strconv.Atoi(v); err != nil {
 				log.Fatalf("httpd: port=%s: %v", v, err)
 			}
 		}
+		inject = inject || a == "debug.inject=1"
 	}
 	ln, err := n.ListenTCP(uint16(port))
 	if err != nil {
@@ -96,6 +102,15 @@ func main() {
 		}
 		fmt.Fprintln(w, hex.EncodeToString(h.Sum(nil)))
 	})
+	if inject {
+		mux.HandleFunc("POST /debug/inject-tx-fault", func(w http.ResponseWriter, r *http.Request) {
+			if err := n.Device.InjectTxFault(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "malformed TX chain posted")
+		})
+	}
 	log.Printf("httpd: serving on %s port %d (%v after boot)", n.Address.Addr(), port, time.Since(start).Round(time.Millisecond))
 	log.Fatal(http.Serve(ln, mux))
 }
