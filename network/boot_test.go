@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -226,6 +227,61 @@ func TestLinkState(t *testing.T) {
 		t.Errorf("want LinkChanges 2 (down, up) in %s", vars)
 	}
 	download(t, base, 1<<20)
+}
+
+// TestGuestAnnounce asks the device for an announcement as after a live
+// migration (QMP announce-self: QEMU sets VIRTIO_NET_S_ANNOUNCE and raises
+// a configuration interrupt) and checks, in a capture of the NIC's traffic,
+// that the guest sent a gratuitous ARP for its address and acknowledged.
+func TestGuestAnnounce(t *testing.T) {
+	boottest.NeedQEMU(t)
+	img := boottest.BuildImage(t, "examples/httpd")
+	port := boottest.FreePort(t)
+	dir := t.TempDir()
+	sock, dump := filepath.Join(dir, "qmp.sock"), filepath.Join(dir, "n0.pcap")
+	g := boottest.Start(t, img, "-net", "user", "-fwd", fmt.Sprint(port), "--",
+		"-qmp", "unix:"+sock+",server=on,wait=off", "-object", "filter-dump,id=dump0,netdev=n0,file="+dump)
+	g.WaitFor(`httpd: serving on`, 3*time.Minute)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if body := get(t, base+"/"); !strings.Contains(body, "GUEST_ANNOUNCE") {
+		t.Fatalf("GUEST_ANNOUNCE not negotiated:\n%s", body)
+	}
+
+	qmp := dialQMP(t, sock)
+	qmp.command(t, `{"execute":"announce-self","arguments":{"initial":50,"max":550,"rounds":1,"step":100}}`)
+	g.WaitFor(`network: announced 10.0.2.15/24 from .* \(1 frames\)`, time.Minute)
+	var v struct{ Virtionet virtionet.Stats }
+	for deadline := time.Now().Add(time.Minute); v.Virtionet.Announces == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the announcement was not acknowledged: %+v", v.Virtionet)
+		}
+		if err := json.Unmarshal([]byte(get(t, base+"/debug/vars")), &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The capture's frames (pcap: a 24-byte file header, then a 16-byte
+	// header per record whose third word is the captured length).
+	mac := []byte{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	ip := []byte{10, 0, 2, 15}
+	var found bool
+	for deadline := time.Now().Add(30 * time.Second); !found; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no gratuitous ARP from %x for %v in %s", mac, ip, dump)
+		}
+		b, _ := os.ReadFile(dump)
+		for off := 24; off+16 <= len(b); {
+			n := int(binary.LittleEndian.Uint32(b[off+8:]))
+			f := b[off+16 : min(off+16+n, len(b))]
+			off += 16 + n
+			// Ethernet broadcast from the guest, ARP request, sender and
+			// target protocol addresses both the guest's.
+			if len(f) >= 42 && bytes.Equal(f[6:12], mac) && binary.BigEndian.Uint16(f[12:]) == 0x0806 &&
+				binary.BigEndian.Uint16(f[20:]) == 1 && bytes.Equal(f[28:32], ip) && bytes.Equal(f[38:42], ip) {
+				found = true
+			}
+		}
+	}
 }
 
 type qmpConn struct {

@@ -27,12 +27,15 @@ const (
 // on the NIC, which has no address yet: it sends from 0.0.0.0 to the
 // broadcast address and accepts replies to any address meanwhile. Message
 // encoding is insomniacslk/dhcp's. Retransmissions back off from 1 s.
-func (n *Network) dhcp(ctx context.Context) error {
+//
+// want, if valid, is asked for (the address of a lease that was lost). The
+// ACK is returned; applyLease reads the configuration from it.
+func (n *Network) dhcp(ctx context.Context, want netip.Addr) (*dhcpv4.DHCPv4, error) {
 	s := n.Stack
 	unspecified := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: header.IPv4Any, PrefixLen: 0}}
 	if err := s.AddProtocolAddress(nicID, unspecified, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("network: DHCP: %s", err)
+		return nil, fmt.Errorf("network: DHCP: %s", err)
 	}
 	s.SetSpoofing(nicID, true)
 	s.SetPromiscuousMode(nicID, true)
@@ -46,42 +49,63 @@ func (n *Network) dhcp(ctx context.Context) error {
 	var wq waiter.Queue
 	ep, terr := s.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
 	if terr != nil {
-		return fmt.Errorf("network: DHCP socket: %s", terr)
+		return nil, fmt.Errorf("network: DHCP socket: %s", terr)
 	}
 	ep.SocketOptions().SetBroadcast(true)
 	if terr := ep.Bind(tcpip.FullAddress{NIC: nicID, Port: dhcpClientPort}); terr != nil {
 		ep.Close()
-		return fmt.Errorf("network: DHCP bind: %s", terr)
+		return nil, fmt.Errorf("network: DHCP bind: %s", terr)
 	}
 	conn := gonet.NewUDPConn(&wq, ep)
 	defer conn.Close()
 
 	mac := net.HardwareAddr(n.Device.LinkAddress())
-	discover, err := dhcpv4.NewDiscovery(mac, dhcpv4.WithBroadcast(true))
-	if err != nil {
-		return fmt.Errorf("network: DHCP discover: %w", err)
+	mods := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true)}
+	if want.Is4() {
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want.AsSlice())))
 	}
-	offer, err := exchange(ctx, conn, discover, dhcpv4.MessageTypeOffer)
+	discover, err := dhcpv4.NewDiscovery(mac, mods...)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("network: DHCP discover: %w", err)
+	}
+	offer, err := exchange(ctx, conn, discover, dhcpv4.MessageTypeOffer, broadcast)
+	if err != nil {
+		return nil, err
 	}
 	request, err := dhcpv4.NewRequestFromOffer(offer, dhcpv4.WithBroadcast(true))
 	if err != nil {
-		return fmt.Errorf("network: DHCP request: %w", err)
+		return nil, fmt.Errorf("network: DHCP request: %w", err)
 	}
-	ack, err := exchange(ctx, conn, request, dhcpv4.MessageTypeAck)
+	ack, err := exchange(ctx, conn, request, dhcpv4.MessageTypeAck, broadcast)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if _, err := leaseAddress(ack); err != nil {
+		return nil, err
+	}
+	return ack, nil
+}
+
+// broadcast is where a client without a server's address sends.
+var broadcast = &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpServerPort}
+
+// leaseAddress is the address and prefix an ACK grants.
+func leaseAddress(ack *dhcpv4.DHCPv4) (netip.Prefix, error) {
 	ip, ok := netip.AddrFromSlice(ack.YourIPAddr.To4())
 	if !ok || !ip.IsValid() || ip.IsUnspecified() {
-		return fmt.Errorf("%w: the ACK carries no address", ErrNoLease)
+		return netip.Prefix{}, fmt.Errorf("%w: the ACK carries no address", ErrNoLease)
 	}
 	bits := 24
 	if m := ack.SubnetMask(); m != nil {
 		bits, _ = m.Size()
 	}
-	n.Address = netip.PrefixFrom(ip, bits)
+	return netip.PrefixFrom(ip, bits), nil
+}
+
+// applyLease sets the Network's configuration from an ACK.
+func (n *Network) applyLease(ack *dhcpv4.DHCPv4) {
+	n.Address, _ = leaseAddress(ack)
+	n.Gateway, n.DNS = netip.Addr{}, nil
 	if r := ack.Router(); len(r) > 0 {
 		n.Gateway, _ = netip.AddrFromSlice(r[0].To4())
 	}
@@ -92,13 +116,11 @@ func (n *Network) dhcp(ctx context.Context) error {
 	}
 	n.Lease = ack.IPAddressLeaseTime(0)
 	n.logf("network: DHCP lease %s from %s for %v", n.Address, ack.ServerIdentifier(), n.Lease)
-	return nil
 }
 
-// exchange sends msg until a reply of type want with msg's transaction id
-// arrives or ctx ends.
-func exchange(ctx context.Context, conn *gonet.UDPConn, msg *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
-	server := &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpServerPort}
+// exchange sends msg to server until a reply of type want with msg's
+// transaction id arrives or ctx ends. A NAK ends it with ErrNAK.
+func exchange(ctx context.Context, conn *gonet.UDPConn, msg *dhcpv4.DHCPv4, want dhcpv4.MessageType, server *net.UDPAddr) (*dhcpv4.DHCPv4, error) {
 	buf := make([]byte, 1500)
 	wait := time.Second
 	for {
@@ -127,7 +149,7 @@ func exchange(ctx context.Context, conn *gonet.UDPConn, msg *dhcpv4.DHCPv4, want
 			case want:
 				return reply, nil
 			case dhcpv4.MessageTypeNak:
-				return nil, fmt.Errorf("%w: server refused (%s)", ErrNoLease, reply.Message())
+				return nil, fmt.Errorf("%w: server refused (%s): %w", ErrNoLease, reply.Message(), errNAK)
 			}
 		}
 		if ctx.Err() != nil {

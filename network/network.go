@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -51,13 +53,23 @@ type Network struct {
 	Address    netip.Prefix         // the interface address
 	Gateway    netip.Addr           // default router, if any
 	DNS        []netip.Addr         // name servers
-	Lease      time.Duration        // DHCP lease time; 0 for static
+	Lease      time.Duration        // DHCP lease time at Start; 0 for static
 	logf       func(string, ...any) // progress messages
+
+	// The DHCP client's state after Start (lease.go).
+	leaseMu   sync.Mutex    // guards current
+	current   netip.Prefix  // the address the stack has now (differs from Address once a lost lease brought another)
+	renewals  atomic.Uint64 // leases renewed or rebound
+	leaseStop func()        // stops keepLease; nil without DHCP
+	leaseDone chan struct{} // closed when keepLease returns
 }
 
 // Start finds the first virtio-net device, brings up its driver and a
 // network stack on it, and configures an address.
-func Start(ctx context.Context, cfg Config) (*Network, error) {
+//
+// On error nothing is left running: a device the driver opened is closed
+// (reset, its buffers taken back) along with the stack.
+func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -82,6 +94,19 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	if cfg.Driver.Logf == nil {
 		cfg.Driver.Logf = logf
 	}
+	// The device may ask for an announcement (GUEST_ANNOUNCE) once the
+	// network exists; until then there is no address to announce.
+	var running atomic.Pointer[Network]
+	if userAnnounce := cfg.Driver.OnAnnounce; true {
+		cfg.Driver.OnAnnounce = func() {
+			if n := running.Load(); n != nil {
+				n.announce()
+			}
+			if userAnnounce != nil {
+				userAnnounce()
+			}
+		}
+	}
 	t, err := virtiopci.Open(d, platform(), cfg.Transport)
 	if err != nil {
 		return nil, fmt.Errorf("network: %s: %w", d, err)
@@ -90,11 +115,22 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network: %s: %w", d, err)
 	}
+	var s *stack.Stack
+	defer func() {
+		if err == nil {
+			return
+		}
+		dev.Close()
+		if s != nil {
+			s.Close()
+			s.Wait()
+		}
+	}()
 	logf("network: %s: %s interface, %s interrupts, features %s, MTU %d, MAC %s",
 		d, map[bool]string{true: "legacy", false: "modern"}[t.Legacy()], t.InterruptMode(),
 		virtionet.FeatureString(dev.Features()), dev.MTU(), dev.LinkAddress())
 
-	s := stack.New(stack.Options{
+	s = stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
@@ -117,16 +153,29 @@ func Start(ctx context.Context, cfg Config) (*Network, error) {
 			timeout = 15 * time.Second
 		}
 		dctx, cancel := context.WithTimeout(ctx, timeout)
-		err := n.dhcp(dctx)
+		ack, err := n.dhcp(dctx, netip.Addr{})
 		cancel()
 		if err != nil {
 			return nil, err
 		}
+		n.applyLease(ack)
+		lctx, stop := context.WithCancel(context.Background())
+		n.leaseStop, n.leaseDone = stop, make(chan struct{})
+		defer func() {
+			if err == nil {
+				go n.keepLease(lctx, ack, time.Now())
+			} else {
+				stop()
+				close(n.leaseDone)
+			}
+		}()
 	}
-	if err := n.configure(); err != nil {
+	if err := n.configure(n.Address, n.Gateway); err != nil {
 		return nil, err
 	}
+	n.current = n.Address
 	logf("network: address %s, gateway %s, DNS %v", n.Address, n.Gateway, n.DNS)
+	running.Store(n)
 	return n, nil
 }
 
@@ -158,28 +207,51 @@ func tuneTCP(s *stack.Stack, rack bool) {
 	s.SetTransportProtocolOption(tcp.ProtocolNumber, &moderate)
 }
 
-// configure installs the address and routes.
-func (n *Network) configure() error {
-	addr := tcpip.AddrFromSlice(n.Address.Addr().AsSlice())
+// configure installs an address and the routes through it and gw.
+func (n *Network) configure(p netip.Prefix, gateway netip.Addr) error {
+	addr := tcpip.AddrFromSlice(p.Addr().AsSlice())
 	proto := ipv4.ProtocolNumber
-	if n.Address.Addr().Is6() {
+	if p.Addr().Is6() {
 		proto = ipv6.ProtocolNumber
 	}
-	pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddressWithPrefix{Address: addr, PrefixLen: n.Address.Bits()}}
+	pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddressWithPrefix{Address: addr, PrefixLen: p.Bits()}}
 	if err := n.Stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("network: add address %s: %s", n.Address, err)
+		return fmt.Errorf("network: add address %s: %s", p, err)
 	}
 	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
-	if n.Gateway.IsValid() {
-		gw := tcpip.AddrFromSlice(n.Gateway.AsSlice())
+	if gateway.IsValid() {
+		gw := tcpip.AddrFromSlice(gateway.AsSlice())
 		def := header.IPv4EmptySubnet
-		if n.Gateway.Is6() {
+		if gateway.Is6() {
 			def = header.IPv6EmptySubnet
 		}
 		routes = append(routes, tcpip.Route{Destination: def, Gateway: gw, NIC: nicID})
 	}
 	n.Stack.SetRouteTable(routes)
 	return nil
+}
+
+// CurrentAddress is the interface address now. It is Address, unless a
+// DHCP lease was lost and the server granted another address.
+func (n *Network) CurrentAddress() netip.Prefix {
+	n.leaseMu.Lock()
+	defer n.leaseMu.Unlock()
+	return n.current
+}
+
+// LeaseRenewals counts the DHCP leases renewed (or rebound) since Start.
+func (n *Network) LeaseRenewals() uint64 { return n.renewals.Load() }
+
+// Close stops the DHCP client, the stack and the driver, and resets the
+// device.
+func (n *Network) Close() {
+	if n.leaseStop != nil {
+		n.leaseStop()
+		<-n.leaseDone
+	}
+	n.Device.Close() // stops the driver's goroutines, which the stack waits for
+	n.Stack.Close()
+	n.Stack.Wait()
 }
 
 // ListenTCP listens on port of every address of the network.

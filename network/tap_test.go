@@ -18,6 +18,26 @@ import (
 // driver's offload paths meet the real device. The client runs in the
 // namespace too: this test binary, re-executed as TestTapClient.
 func TestOffloadsOverTap(t *testing.T) {
+	ns := tapNetns(t)
+	img := boottest.BuildImage(t, "examples/httpd")
+	g := boottest.StartInNetns(t, ns, img, "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
+	g.WaitFor(`httpd: serving on`, 3*time.Minute)
+
+	client := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestTapClient$", "-test.v")
+	client.Env = append(os.Environ(), "GOVIRTIO_TAP_CLIENT=http://10.0.3.15",
+		"GOVIRTIO_TAP_SIZE="+strconv.FormatInt(transferSize(), 10))
+	out, err := client.CombinedOutput()
+	t.Logf("client in %s:\n%s", ns, out)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+}
+
+// tapNetns creates a network namespace with a tap device gvtap0 at
+// 10.0.3.1/24 for a guest to use, removed when the test ends. It skips the
+// test without root, QEMU or ip.
+func tapNetns(t *testing.T) string {
+	t.Helper()
 	boottest.NeedQEMU(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace and a tap device")
@@ -38,19 +58,7 @@ func TestOffloadsOverTap(t *testing.T) {
 	run("-n", ns, "tuntap", "add", "dev", "gvtap0", "mode", "tap")
 	run("-n", ns, "addr", "add", "10.0.3.1/24", "dev", "gvtap0")
 	run("-n", ns, "link", "set", "gvtap0", "up")
-
-	img := boottest.BuildImage(t, "examples/httpd")
-	g := boottest.StartInNetns(t, ns, img, "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
-	g.WaitFor(`httpd: serving on`, 3*time.Minute)
-
-	client := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestTapClient$", "-test.v")
-	client.Env = append(os.Environ(), "GOVIRTIO_TAP_CLIENT=http://10.0.3.15",
-		"GOVIRTIO_TAP_SIZE="+strconv.FormatInt(transferSize(), 10))
-	out, err := client.CombinedOutput()
-	t.Logf("client in %s:\n%s", ns, out)
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
+	return ns
 }
 
 // TestTapClient is the client half of TestOffloadsOverTap; it runs only

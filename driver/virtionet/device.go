@@ -125,6 +125,14 @@ func Open(t virtio.Transport, dma virtqueue.DMA, opts Options) (*Device, error) 
 
 func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err error) {
 	supports, mask := supported(opts.FeatureMask, t.Legacy())
+	// A device MTU below IPv4's minimum cannot be used; like Linux, the
+	// driver then declines FeatureMTU and picks its own MTU rather than
+	// refusing the device. The field may be read while features are being
+	// negotiated (virtio 1.2 §3.1.1) and is valid when the feature is
+	// offered (§5.1.4).
+	if t.DeviceFeatures()&FeatureMTU != 0 && readConfig16(t, ConfigMTU) < minMTU {
+		supports &^= FeatureMTU
+	}
 	features, err := virtio.Negotiate(t, supports, mask, featureDeps...)
 	if err != nil {
 		return nil, fmt.Errorf("virtionet: %w", err)

@@ -413,3 +413,26 @@ func TestRecoveryGivesUpOnADeviceThatCannotComeBack(t *testing.T) {
 		})
 	}
 }
+
+// A device MTU below IPv4's minimum (68) is declined, as Linux's
+// virtnet_validate does, and the driver runs with its own MTU instead of
+// refusing the device.
+func TestOpenDeclinesAnMTUBelowTheMinimum(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Features: FeatureMAC | FeatureMTU | FeatureMrgRxbuf, MTU: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	d, err := Open(dev, mem, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer d.Close()
+	if d.Features()&FeatureMTU != 0 {
+		t.Errorf("features %s: MTU accepted", FeatureString(d.Features()))
+	}
+	if d.MTU() != DefaultMTU {
+		t.Errorf("MTU %d, want the default %d", d.MTU(), DefaultMTU)
+	}
+}

@@ -44,6 +44,14 @@ const (
 // Implemented is every feature this driver knows how to use. Open asks for
 // the intersection of Implemented, the user's mask and what the device
 // offers, then removes features whose prerequisites are missing.
+//
+// ACCESS_PLATFORM says that the device's memory accesses go through the
+// platform's address translation. The driver gives the device
+// CPU-physical addresses and programs no IOMMU, which is right wherever no
+// IOMMU stands in front of the device (QEMU's pc, q35 and microvm as they
+// come, Firecracker); a device behind one (QEMU's intel-iommu with
+// iommu_platform=on) would see its DMA fault. A device that offers the
+// feature may refuse a driver that declines it, so it is accepted.
 const Implemented = FeatureCsum | FeatureGuestCsum | FeatureMTU | FeatureMAC |
 	FeatureGuestTSO4 | FeatureGuestTSO6 | FeatureGuestECN |
 	FeatureHostTSO4 | FeatureHostTSO6 | FeatureHostECN |
