@@ -284,6 +284,56 @@ func TestGuestAnnounce(t *testing.T) {
 	}
 }
 
+// TestLinkFlapsDuringADownload takes the link down for 0.8 s three times
+// during a download (QMP set_link): the download completes intact, the
+// server keeps serving, and the connections that went through
+// retransmission timeouts while the link was down get a fresh congestion
+// state once it is back (CongestionRestarts), rather than crawling on with
+// the ssthresh of 2 that repeated timeouts leave in netstack.
+func TestLinkFlapsDuringADownload(t *testing.T) {
+	boottest.NeedQEMU(t)
+	img := boottest.BuildImage(t, "examples/httpd")
+	port := boottest.FreePort(t)
+	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	g := boottest.Start(t, img, "-net", "user", "-fwd", fmt.Sprint(port), "--",
+		"-qmp", "unix:"+sock+",server=on,wait=off")
+	g.WaitFor(`httpd: serving on`, 3*time.Minute)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	qmp := dialQMP(t, sock)
+
+	n := transferSize() // about 5 s over user networking under TCG
+	done := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		download(t, base, n)
+		done <- time.Since(start)
+	}()
+	flaps := 0
+flapping:
+	for ; flaps < 3; flaps++ {
+		select {
+		case <-done:
+			break flapping
+		case <-time.After(500 * time.Millisecond):
+		}
+		qmp.command(t, `{"execute":"set_link","arguments":{"name":"n0","up":false}}`)
+		time.Sleep(800 * time.Millisecond)
+		qmp.command(t, `{"execute":"set_link","arguments":{"name":"n0","up":true}}`)
+	}
+	took := <-done
+	var v struct {
+		Network struct{ CongestionRestarts uint64 }
+	}
+	if err := json.Unmarshal([]byte(get(t, base+"/debug/vars")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if flaps > 0 && v.Network.CongestionRestarts == 0 {
+		t.Errorf("%d flaps during the download, no congestion restart", flaps)
+	}
+	t.Logf("%d MiB with %d flaps of 0.8 s: %v; %d congestion restarts", n>>20, flaps, took.Round(time.Millisecond), v.Network.CongestionRestarts)
+	download(t, base, 1<<20)
+}
+
 type qmpConn struct {
 	c net.Conn
 	r *bufio.Reader

@@ -57,11 +57,13 @@ type Network struct {
 	logf       func(string, ...any) // progress messages
 
 	// The DHCP client's state after Start (lease.go).
-	leaseMu   sync.Mutex    // guards current
-	current   netip.Prefix  // the address the stack has now (differs from Address once a lost lease brought another)
-	renewals  atomic.Uint64 // leases renewed or rebound
-	leaseStop func()        // stops keepLease; nil without DHCP
-	leaseDone chan struct{} // closed when keepLease returns
+	leaseMu  sync.Mutex    // guards current
+	current  netip.Prefix  // the address the stack has now (differs from Address once a lost lease brought another)
+	renewals atomic.Uint64 // leases renewed or rebound
+
+	congestionRestarts atomic.Uint64 // TCP connections given a fresh congestion state after the link came back (linkup.go)
+	leaseStop          func()        // stops keepLease; nil without DHCP
+	leaseDone          chan struct{} // closed when keepLease returns
 }
 
 // Start finds the first virtio-net device, brings up its driver and a
@@ -83,9 +85,15 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, fmt.Errorf("%w among %d PCI functions", ErrNoDevice, len(devs))
 	}
 	d := found[0]
+	// The driver's callbacks run from its config loop and may come before
+	// Start returns; they act on the network once it exists.
+	var running atomic.Pointer[Network]
 	if userLink := cfg.Driver.OnLinkChange; true {
 		cfg.Driver.OnLinkChange = func(up bool) {
 			logf("network: link %s", map[bool]string{true: "up", false: "down"}[up])
+			if n := running.Load(); n != nil && up {
+				go n.restartCongestion()
+			}
 			if userLink != nil {
 				userLink(up)
 			}
@@ -96,7 +104,6 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	}
 	// The device may ask for an announcement (GUEST_ANNOUNCE) once the
 	// network exists; until then there is no address to announce.
-	var running atomic.Pointer[Network]
 	if userAnnounce := cfg.Driver.OnAnnounce; true {
 		cfg.Driver.OnAnnounce = func() {
 			if n := running.Load(); n != nil {
@@ -238,6 +245,11 @@ func (n *Network) CurrentAddress() netip.Prefix {
 	defer n.leaseMu.Unlock()
 	return n.current
 }
+
+// CongestionRestarts counts the TCP connections that had a fresh
+// congestion state after a retransmission timeout while the link was down
+// (see restartCongestion).
+func (n *Network) CongestionRestarts() uint64 { return n.congestionRestarts.Load() }
 
 // LeaseRenewals counts the DHCP leases renewed (or rebound) since Start.
 func (n *Network) LeaseRenewals() uint64 { return n.renewals.Load() }

@@ -3,7 +3,7 @@
 //
 //	GET  /             the driver's negotiated features and link state
 //	GET  /debug/vars   expvar: the driver's counters under "virtionet", the
-//	                   kernel's under "kernel"
+//	                   kernel's under "kernel", the network's under "network"
 //	GET  /bytes?n=N    N bytes of a repeating pattern
 //	POST /sha256       the hex SHA-256 of the request body
 //	GET  /debug/pprof/ net/http/pprof: CPU profiles (profile?seconds=N),
@@ -60,6 +60,10 @@ func main() {
 	}
 	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
 	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+	expvar.Publish("network", expvar.Func(func() any {
+		return map[string]any{"Address": n.CurrentAddress().String(), "LeaseRenewals": n.LeaseRenewals(),
+			"CongestionRestarts": n.CongestionRestarts()}
+	}))
 	if n.DelayedACK != nil {
 		expvar.Publish("delayedack", expvar.Func(func() any { return n.DelayedACK.Stats() }))
 	}
