@@ -57,13 +57,15 @@ type Network struct {
 	logf       func(string, ...any) // progress messages
 
 	// The DHCP client's state after Start (lease.go).
-	leaseMu  sync.Mutex    // guards current
-	current  netip.Prefix  // the address the stack has now (differs from Address once a lost lease brought another)
-	renewals atomic.Uint64 // leases renewed or rebound
+	leaseMu   sync.Mutex    // guards current
+	current   netip.Prefix  // the address the stack has now (differs from Address once a lost lease brought another)
+	renewals  atomic.Uint64 // leases renewed or rebound
+	leaseStop func()        // stops keepLease; nil without DHCP
+	leaseDone chan struct{} // closed when keepLease returns
 
-	congestionRestarts atomic.Uint64 // TCP connections given a fresh congestion state after the link came back (linkup.go)
-	leaseStop          func()        // stops keepLease; nil without DHCP
-	leaseDone          chan struct{} // closed when keepLease returns
+	// congestionRestarts counts TCP connections given a fresh congestion
+	// state after the link came back (linkup.go).
+	congestionRestarts atomic.Uint64
 }
 
 // Start finds the first virtio-net device, brings up its driver and a

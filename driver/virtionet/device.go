@@ -49,7 +49,8 @@ type Options struct {
 	// reception when CTRL_RX is negotiated.
 	Promiscuous bool
 	// OnLinkChange, if set, is called (from the config loop) when the
-	// link goes up or down.
+	// link goes up or down, and (from the recovery loop) around a device
+	// reset, during which the link carries nothing.
 	OnLinkChange func(up bool)
 	// OnAnnounce, if set, is called when the device asks the driver to
 	// announce itself (GUEST_ANNOUNCE, e.g. after migration); it should send
@@ -257,7 +258,7 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 	d.wg.Add(4)
 	go d.rxLoop()
 	go d.txLoop()
-	go d.configLoop(st)
+	go d.configLoop()
 	go d.recoveryLoop()
 	started = true
 

@@ -457,6 +457,10 @@ func TestEndToEndRecoversFromDeviceErrors(t *testing.T) {
 			if tc.queue < 0 && sa.NeedsReset+sb.NeedsReset == 0 {
 				t.Errorf("DEVICE_NEEDS_RESET not counted")
 			}
+			// The link reads down while the device is reset, and up again.
+			if sa.LinkChanges+sb.LinkChanges < 2 || !a.drv.LinkUp() || !b.drv.LinkUp() {
+				t.Errorf("LinkChanges %d+%d, link up %v %v: want down and up around the reset", sa.LinkChanges, sb.LinkChanges, a.drv.LinkUp(), b.drv.LinkUp())
+			}
 			// The recovered device keeps working both ways.
 			transfer(t, b, a, size/4, 5006)
 		})

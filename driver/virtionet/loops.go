@@ -136,6 +136,20 @@ func (d *Device) txLoop() {
 	}
 }
 
+// setLink records the link state and reports a change to
+// Options.OnLinkChange. The config loop calls it as the device reports the
+// link, and the recovery loop around a reset, during which no traffic
+// passes.
+func (d *Device) setLink(up bool) {
+	if d.linkUp.Swap(up) == up {
+		return
+	}
+	d.c.linkChanges.Add(1)
+	if d.opts.OnLinkChange != nil {
+		d.opts.OnLinkChange(up)
+	}
+}
+
 // waitCtrl waits for the control queue's interrupt.
 func (d *Device) waitCtrl(ctx context.Context) error { return d.ctrlWake.wait(ctx) }
 
@@ -143,7 +157,7 @@ func (d *Device) waitCtrl(ctx context.Context) error { return d.ctrlWake.wait(ct
 // requests) and the device status: DEVICE_NEEDS_RESET, which a device sets
 // (with a configuration interrupt) when it stops on an error it found,
 // hands the device to the recovery loop.
-func (d *Device) configLoop(last uint16) {
+func (d *Device) configLoop() {
 	defer d.wg.Done()
 	for {
 		if d.cfgWake.wait(d.ctx) != nil {
@@ -156,15 +170,7 @@ func (d *Device) configLoop(last uint16) {
 			continue
 		}
 		st := readStatus(d.t, d.features)
-		if (st^last)&StatusLinkUp != 0 {
-			up := st&StatusLinkUp != 0
-			d.linkUp.Store(up)
-			d.c.linkChanges.Add(1)
-			if d.opts.OnLinkChange != nil {
-				d.opts.OnLinkChange(up)
-			}
-		}
-		last = st
+		d.setLink(st&StatusLinkUp != 0)
 		if st&StatusAnnounce != 0 && d.ctrl != nil && d.features&FeatureGuestAnnounce != 0 {
 			if d.opts.OnAnnounce != nil {
 				d.opts.OnAnnounce()

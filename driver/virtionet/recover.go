@@ -77,6 +77,7 @@ func (d *Device) recoveryLoop() {
 			}
 		}
 		last = time.Now()
+		d.setLink(false)
 		if err := d.recover(); err != nil {
 			d.c.recoveryFailures.Add(1)
 			d.logf("virtionet: the device could not be recovered, giving up on it: %v", err)
@@ -89,7 +90,7 @@ func (d *Device) recoveryLoop() {
 				d.logf("virtionet: after the reset: %v", err)
 			}
 		}
-		d.logf("virtionet: the device is running again after reset %d", d.c.recoveries.Load())
+		d.logf("virtionet: the device is running again after reset %d (%v)", d.c.recoveries.Load(), time.Since(last).Round(time.Microsecond))
 	}
 }
 
@@ -171,6 +172,6 @@ func (d *Device) recover() (err error) {
 		return fmt.Errorf("virtionet: after a reset: %w", err)
 	}
 	d.t.Notify(rxQueueIndex)
-	d.linkUp.Store(readStatus(d.t, d.features)&StatusLinkUp != 0)
+	d.setLink(readStatus(d.t, d.features)&StatusLinkUp != 0)
 	return nil
 }
