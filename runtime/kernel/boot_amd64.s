@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "go_asm.h"
 
 // Sizes of the kernel stacks (see stacks.go).
 #define FAULT_STACK 16384
@@ -18,12 +19,99 @@
 // holds the physical address of struct hvm_start_info. Every instruction
 // up to the far return below must mean the same in 32-bit mode as the Go
 // assembler meant in 64-bit mode: no REX prefixes, no RIP-relative
-// operands (see boot_test.go, which decodes these bytes in 32-bit mode).
+// operands (see entry_test.go, which decodes these bytes in 32-bit mode).
 TEXT _rt0_pvh(SB),NOSPLIT|NOFRAME,$0
 	CLI
 	MOVL	$0x7000, SP		// scratch stack in conventional memory for ADDR32
 	MOVL	BX, SI			// keep start_info: the 64-bit code reads SI
 	CLD
+
+	// Enough RAM? Nothing past the image's text may be touched before
+	// this: QEMU drops the parts of the image that lie beyond RAM, and
+	// the page tables and stacks below live in the bss. AX = the top of
+	// RAM: the highest end of a PVH memory map RAM entry (type 1) that
+	// starts at or below the image's text, capped at 4 GiB. No start_info
+	// or no memory map (version 0): skip the check; kmain deals with it.
+	// The layouts are pvh.go's hvmStartInfo and memmapEntry.
+	CMPL	hvmStartInfo_Magic(BX), $const_pvhMagic
+	JNE	ramok
+	CMPL	hvmStartInfo_Version(BX), $1	// the memory map came in version 1
+	JCS	ramok
+	CMPL	(hvmStartInfo_MemmapPaddr+4)(BX), $0	// memory map above 4 GiB
+	JNE	ramok
+	MOVL	hvmStartInfo_MemmapPaddr(BX), DI
+	MOVL	hvmStartInfo_MemmapEntries(BX), CX
+	TESTL	DI, DI
+	JEQ	ramok
+	TESTL	CX, CX
+	JEQ	ramok
+	ADDR32(runtime·text(SB), BP)
+	XORL	AX, AX
+memloop:
+	CMPL	memmapEntry_Type(DI), $const_e820RAM
+	JNE	memnext
+	CMPL	(memmapEntry_Addr+4)(DI), $0	// starts above 4 GiB
+	JNE	memnext
+	MOVL	memmapEntry_Addr(DI), DX
+	CMPL	DX, BP			// starts above the text
+	JHI	memnext
+	ADDL	memmapEntry_Size(DI), DX	// end = addr + size, saturated
+	JCS	memsat
+	CMPL	(memmapEntry_Size+4)(DI), $0
+	JEQ	memend
+memsat:
+	MOVL	$0xffffffff, DX
+memend:
+	CMPL	DX, AX
+	JLS	memnext
+	MOVL	DX, AX
+memnext:
+	ADDL	$memmapEntry__size, DI
+	DECL	CX
+	JNE	memloop
+
+	// The kernel needs RAM up to the end of the part of the frame bitmap
+	// that covers AX (bitmapStore, 8 bytes per 256 KiB, as initMemory
+	// sizes it): bitmapStore is the last of the kernel's variables, which
+	// must all be resident from here to releaseZeroBSS, and it lies past
+	// the image's file-backed data (TestKernelDataBelowFrameBitmap checks
+	// both). The rest of the bss is backed on demand.
+	MOVL	AX, BX
+	SHRL	$12, BX
+	ADDL	$63, BX
+	SHRL	$6, BX
+	SHLL	$3, BX
+	ADDR32(·bitmapStore(SB), DI)
+	ADDL	DI, BX
+	CMPL	AX, BX
+	JCC	ramok
+
+	// Too little: say how much is needed (rounded up to MiB) and what
+	// there is (in hundredths of a MiB: QEMU's firmware keeps the top
+	// 132 KiB of -m for itself), and exit through isa-debug-exit with the
+	// kernel's failure status.
+	ADDL	$0xfffff, BX
+	SHRL	$20, BX
+	PUSHQ	AX
+	PUSHQ	BX
+	ADDR32(·lowRAMNeeds(SB), SI)
+	CALL	·puts32(SB)
+	POPQ	AX
+	CALL	·putDec32(SB)
+	ADDR32(·lowRAMHas(SB), SI)
+	CALL	·puts32(SB)
+	POPQ	AX
+	CALL	·putMiB32(SB)
+	ADDR32(·lowRAMEnd(SB), SI)
+	CALL	·puts32(SB)
+	MOVL	$const_statusKernelFailure, AX
+	MOVL	$const_debugExitPort, DX
+	OUTB
+ramhalt:
+	HLT
+	JMP	ramhalt
+
+ramok:
 
 	// Identity-map the first 4 GiB with 2 MiB pages: PML4, PDPT and four
 	// page directories, 4096-aligned inside bootPageTables.
@@ -80,6 +168,106 @@ pdloop:
 	POPQ	AX			// never reached; balances the pushes for the assembler
 	POPQ	AX
 	RET
+
+// puts32, putDec32, putMiB32 and putc32 write to COM1 from _rt0_pvh's 32-bit code
+// (no console.Init yet: QEMU's UART takes bytes as it comes out of reset).
+// They follow the same rules as _rt0_pvh and are decoded with it.
+
+// puts32 writes the NUL-terminated string at SI. Clobbers AX, DX, SI.
+TEXT ·puts32(SB),NOSPLIT|NOFRAME,$0
+next:
+	MOVBLZX	(SI), AX
+	TESTL	AX, AX
+	JEQ	done
+	CALL	·putc32(SB)
+	INCL	SI
+	JMP	next
+done:
+	RET
+
+// putDec32 writes AX in decimal. Clobbers AX, BX, CX, DX.
+TEXT ·putDec32(SB),NOSPLIT|NOFRAME,$0
+	MOVL	$10, CX
+	XORL	BX, BX
+digits:
+	XORL	DX, DX
+	DIVL	CX
+	PUSHQ	DX
+	INCL	BX
+	TESTL	AX, AX
+	JNE	digits
+write:
+	POPQ	AX
+	ADDL	$0x30, AX		// '0'
+	CALL	·putc32(SB)
+	DECL	BX
+	JNE	write
+	RET
+
+// putMiB32 writes AX bytes as MiB, with two decimals (rounded down)
+// unless it is a whole number. Clobbers AX, BX, CX, DX.
+TEXT ·putMiB32(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	AX
+	SHRL	$20, AX
+	CALL	·putDec32(SB)
+	POPQ	AX
+	ANDL	$0xfffff, AX
+	JEQ	whole
+	IMUL3L	$100, AX, AX
+	SHRL	$20, AX
+	PUSHQ	AX
+	MOVL	$0x2e, AX		// '.'
+	CALL	·putc32(SB)
+	POPQ	AX
+	CMPL	AX, $10
+	JCC	twodigits
+	PUSHQ	AX
+	MOVL	$0x30, AX		// leading '0'
+	CALL	·putc32(SB)
+	POPQ	AX
+twodigits:
+	CALL	·putDec32(SB)
+whole:
+	RET
+
+// putc32 writes AL once the transmitter has room (LSR.THRE), or after
+// 2^20 polls as console.PutByte does. Clobbers DX.
+TEXT ·putc32(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	CX
+	PUSHQ	AX
+	MOVL	$0x100000, CX
+	MOVL	$const_com1LineStatus, DX
+wait:
+	INB
+	TESTB	$const_com1THRE, AL
+	JNE	ready
+	DECL	CX
+	JNE	wait
+ready:
+	POPQ	AX
+	POPQ	CX
+	MOVL	$const_com1Data, DX
+	OUTB
+	RET
+
+// The low-memory message, in text because the image's data may lie
+// beyond RAM: "kernel: this image needs at least N MiB of RAM; the
+// machine has M MiB".
+TEXT ·lowRAMNeeds(SB),NOSPLIT|NOFRAME,$0
+	BYTE $'k'; BYTE $'e'; BYTE $'r'; BYTE $'n'; BYTE $'e'; BYTE $'l'; BYTE $':'; BYTE $' '
+	BYTE $'t'; BYTE $'h'; BYTE $'i'; BYTE $'s'; BYTE $' '; BYTE $'i'; BYTE $'m'; BYTE $'a'
+	BYTE $'g'; BYTE $'e'; BYTE $' '; BYTE $'n'; BYTE $'e'; BYTE $'e'; BYTE $'d'; BYTE $'s'
+	BYTE $' '; BYTE $'a'; BYTE $'t'; BYTE $' '; BYTE $'l'; BYTE $'e'; BYTE $'a'; BYTE $'s'
+	BYTE $'t'; BYTE $' '; BYTE $0
+
+TEXT ·lowRAMHas(SB),NOSPLIT|NOFRAME,$0
+	BYTE $' '; BYTE $'M'; BYTE $'i'; BYTE $'B'; BYTE $' '; BYTE $'o'; BYTE $'f'; BYTE $' '
+	BYTE $'R'; BYTE $'A'; BYTE $'M'; BYTE $';'; BYTE $' '; BYTE $'t'; BYTE $'h'; BYTE $'e'
+	BYTE $' '; BYTE $'m'; BYTE $'a'; BYTE $'c'; BYTE $'h'; BYTE $'i'; BYTE $'n'; BYTE $'e'
+	BYTE $' '; BYTE $'h'; BYTE $'a'; BYTE $'s'; BYTE $' '; BYTE $0
+
+TEXT ·lowRAMEnd(SB),NOSPLIT|NOFRAME,$0
+	BYTE $' '; BYTE $'M'; BYTE $'i'; BYTE $'B'; BYTE $'\r'; BYTE $'\n'; BYTE $0
 
 // entry64 runs in 64-bit mode on the identity map: segments, FPU/SSE and
 // XSAVE state, the boot stack and the kernel's TLS, then kmain in Go.

@@ -11,7 +11,8 @@
 //
 // # Boot
 //
-// _rt0_pvh (boot_amd64.s) starts in 32-bit protected mode, identity-maps
+// _rt0_pvh (boot_amd64.s) starts in 32-bit protected mode, checks the PVH
+// memory map against the RAM the kernel needs (see below), identity-maps
 // the first 4 GiB, enters long mode, enables SSE/XSAVE/AVX and calls kmain
 // on a boot stack. kmain reads the PVH start_info (memory map, command
 // line), builds the real page tables, the GDT/TSS/IDT, the SYSCALL entry,
@@ -43,6 +44,17 @@
 // backed on demand too (Go 1.26 links 32 MiB of bss into programs that use
 // crypto/rand). Page 0 and everything else are unmapped, so nil and wild
 // pointers fault.
+//
+// Until releaseZeroBSS, though, the kernel's own variables (page tables,
+// stacks, the thread table, the frame bitmap...) must be in RAM, and the
+// image's file-backed data too (QEMU drops what lies beyond RAM). The
+// frame bitmap is the last of them in the image (the linker orders data by
+// size), so _rt0_pvh, before it writes anything, compares the top of RAM
+// in the PVH memory map with the end of the bitmap's used part; with too
+// little it prints "kernel: this image needs at least N MiB of RAM; the
+// machine has M MiB" (N rounded up, M to a hundredth) on COM1 and exits
+// with status 3. It runs in 32-bit mode from the image's text alone (the
+// message is in text too: the data may be past RAM).
 //
 // A fault taken inside the kernel (trapDepth 2) is either the first touch
 // of such a bss page, handled in place with the kernel's extended state

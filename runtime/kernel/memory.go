@@ -76,6 +76,8 @@ func initMemory() {
 	}
 	// The image's code and data must be in RAM; its bss may run past the
 	// end (its pages there are backed on demand, see releaseZeroBSS).
+	// _rt0_pvh has checked this, and more, before touching memory; this
+	// and releaseZeroBSS's check stay for a loader without a memory map.
 	if bssStart() > ramTop {
 		console.Print("kernel: the image does not fit in RAM: give the machine more memory (-m)\n")
 		exitQEMU(3)

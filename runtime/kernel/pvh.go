@@ -10,6 +10,17 @@ const (
 	maxCmdline = 4096
 )
 
+// What _rt0_pvh's RAM check (boot_amd64.s) uses besides start_info: it
+// runs before console.Init, so it names COM1's registers itself (16550
+// datasheet; console.go has the same), and it exits as exitQEMU does.
+const (
+	com1Data            = 0x3f8 // transmit holding register
+	com1LineStatus      = 0x3fd // line status register
+	com1THRE            = 0x20  // line status: transmit holding register empty
+	debugExitPort       = 0xf4  // QEMU's isa-debug-exit (qemu.sh's iobase)
+	statusKernelFailure = 3     // the status of the kernel's own failures
+)
+
 type hvmStartInfo struct {
 	Magic         uint32
 	Version       uint32

@@ -256,7 +256,7 @@ func doSyscall(f *Frame) (yield bool) {
 // exitQEMU stops the machine with status through the isa-debug-exit device
 // (QEMU exits with status*2+1), or halts if there is none.
 func exitQEMU(status uint8) {
-	cpu.Out8(0xf4, status)
+	cpu.Out8(debugExitPort, status)
 	console.Print("kernel: isa-debug-exit missing; halting\n")
 	for {
 		cpu.Halt()
