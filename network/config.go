@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/govirtio/govirtio/driver/virtio"
 	"github.com/govirtio/govirtio/driver/virtionet"
 	"github.com/govirtio/govirtio/driver/virtiopci"
 )
@@ -51,12 +52,15 @@ type Config struct {
 //	virtio_net.legacy=1       use the legacy interface of a transitional device
 //	virtio_net.intx=1         use INTx even when MSI-X is available
 //	virtio_net.queue=N        RX/TX ring size on a modern device
+//	virtio_net.packed=0       split rings even when the device offers packed
+//	                          ones (clears VIRTIO_F_RING_PACKED from the mask)
 //	tcp.rack=1                RACK-TLP loss detection on (see Config.TCPRACK)
 //	tcp.ackdelay=DURATION     delayed ACKs (Config.ACKDelay), e.g. 1ms
 //
 // Other words are ignored.
 func ConfigFromArgs(args []string) (Config, error) {
 	var c Config
+	packed := true
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
@@ -84,6 +88,8 @@ func ConfigFromArgs(args []string) (Config, error) {
 			c.Transport.NoMSIX, err = strconv.ParseBool(v)
 		case "virtio_net.queue":
 			c.Driver.QueueSize, err = strconv.Atoi(v)
+		case "virtio_net.packed":
+			packed, err = strconv.ParseBool(v)
 		case "tcp.rack":
 			c.TCPRACK, err = strconv.ParseBool(v)
 		case "tcp.ackdelay":
@@ -94,6 +100,14 @@ func ConfigFromArgs(args []string) (Config, error) {
 		if err != nil {
 			return Config{}, fmt.Errorf("network: command line %q: %w", a, err)
 		}
+	}
+	if !packed {
+		// Applied after the loop, so that a virtio_net.features word in
+		// any position is narrowed rather than replaced.
+		if c.Driver.FeatureMask == 0 {
+			c.Driver.FeatureMask = ^uint64(0)
+		}
+		c.Driver.FeatureMask &^= virtio.FeatureRingPacked
 	}
 	return c, nil
 }

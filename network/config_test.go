@@ -24,6 +24,11 @@ func TestConfigFromArgs(t *testing.T) {
 			func(c Config) bool {
 				return c.Driver.FeatureMask == 0x8000 && c.Transport.ForceLegacy && c.Transport.NoMSIX && c.Driver.QueueSize == 512
 			}, false},
+		{"virtio_net.packed=0 masks RING_PACKED only", []string{"virtio_net.packed=0"},
+			func(c Config) bool { return c.Driver.FeatureMask == ^uint64(0)&^(1<<34) }, false},
+		{"virtio_net.packed=0 narrows a feature mask given after it", []string{"virtio_net.packed=0", "virtio_net.features=0x400008000"},
+			func(c Config) bool { return c.Driver.FeatureMask == 0x8000 }, false},
+		{"packed rings are allowed unless turned off", []string{"virtio_net.packed=1"}, func(c Config) bool { return c.Driver.FeatureMask == 0 }, false},
 		{"RACK is off unless asked for", []string{"ip=10.0.2.15/24"}, func(c Config) bool { return !c.TCPRACK }, false},
 		{"tcp.rack=1 turns RACK on", []string{"tcp.rack=1"}, func(c Config) bool { return c.TCPRACK }, false},
 		{"tcp.ackdelay sets the ACK delay", []string{"tcp.ackdelay=500us"}, func(c Config) bool { return c.ACKDelay == 500*time.Microsecond }, false},

@@ -1,6 +1,7 @@
 // Package virtqueue is the driver side of virtio virtqueues: the split ring
-// of virtio 1.2 §2.7 now, the packed ring (§2.8) later behind the same
-// Queue interface. It knows nothing of PCI or of networking: it lays out
+// of virtio 1.2 §2.7 (Split) and the packed ring of §2.8 (Packed), behind
+// one Queue interface, so that a driver never learns which format the
+// device negotiated. It knows nothing of PCI or of networking: it lays out
 // the rings in memory obtained through the DMA interface, posts chains of
 // buffers, publishes them, decides whether the device needs a notification,
 // and takes completed chains back, validating everything the device wrote.
@@ -8,6 +9,7 @@
 // # Using a queue
 //
 //	q, err := virtqueue.NewSplit(mem, virtqueue.Options{Size: 256, EventIdx: true, Indirect: true})
+//	// or virtqueue.NewPacked(mem, ...) when VIRTIO_F_RING_PACKED was negotiated
 //	desc, avail, used := q.Addresses()
 //	transport.SetupQueue(0, q.Size(), desc, avail, used)
 //
@@ -79,6 +81,47 @@
 // which also provides the full barriers the notification checks need
 // (publish avail.idx, then read avail_event; re-arm used_event, then read
 // used.idx).
+//
+// # Packed rings
+//
+// Packed has one descriptor ring, written by both sides, and two 4-byte
+// event suppression areas (the driver's and the device's); Addresses
+// returns them in the order queue_desc, queue_driver, queue_device take
+// them. What differs from Split:
+//
+//   - Buffer ids are not ring positions: Add takes one from a free-id
+//     list (ids 0..Size-1, so callers index per-chain state the same way
+//     for both formats) and writes it into every descriptor of the chain;
+//     the slots a chain takes, and its writable bytes, are kept by id in
+//     Go memory. A used descriptor is found at the driver's used position,
+//     which then moves by the slot count of the chain its id names.
+//   - Wrap counters: both start at 1 and flip at each lap. A slot is
+//     available when AVAIL equals the avail wrap counter and USED differs,
+//     used when both equal the used wrap counter. Anything else at the
+//     used position once the driver has published it is ErrBadWrap.
+//   - Publication: Add writes everything except the flags of the first
+//     chain's head since the last Kick; Kick stores that word last (after
+//     the rest, with a release store), which makes the whole batch
+//     available at once (§2.8.21.1).
+//   - Event suppression: DisableInterrupts writes RING_EVENT_FLAGS_DISABLE;
+//     EnableInterrupts writes ENABLE, or with EVENT_IDX DESC and the used
+//     position with its wrap counter (off_wrap), kept current by every Pop;
+//     Kick reads the device's area and, for DESC, notifies when the slots
+//     just published include the one it names.
+//   - Validation, the same contract as Split's: ErrBadID, ErrNotInFlight
+//     (ids reused, never posted or not yet published by Kick), ErrBadLength
+//     (len is checked whether or not the device set VIRTQ_DESC_F_WRITE:
+//     QEMU never sets it), ErrBadWrap. An entry in error is consumed as one
+//     slot, never past the slots the driver published, so a drain always
+//     ends; the chains a lying device desynchronized stay in flight until
+//     DetachUnused after a reset, as with Split's ErrBadUsedIdx.
+//
+// The packed memory protocol for devices: a descriptor's id (offset 12)
+// and flags (offset 14) form one aligned 32-bit word; the side handing a
+// slot over writes addr and len first and that word last with one atomic
+// store, the other side loads the word atomically before reading the
+// rest. Each event suppression area is one 32-bit word (off_wrap low,
+// flags high) with one writer. PackedSizes gives the lengths to map.
 //
 // # Host-side testing
 //

@@ -6,16 +6,15 @@ import (
 )
 
 // Queue is the driver side of one virtqueue, whatever its ring format.
-// Split implements it; a packed ring (virtio 1.2 §2.8) will implement it
-// too, so drivers code against Queue and never learn which format the
-// device negotiated.
+// Split (virtio 1.2 §2.7) and Packed (§2.8) implement it, so drivers code
+// against Queue and never learn which format the device negotiated.
 //
 // A Queue is not safe for concurrent use: one goroutine (or a caller-held
 // lock) owns it. The device is the only other party, and it is synchronized
 // through the ring memory itself.
 type Queue interface {
 	// Size is the number of descriptors, and the bound (exclusive) of every
-	// head id that Add returns.
+	// head id that Add returns (a buffer id for Packed, not a position).
 	Size() int
 	// Addresses returns the three physical addresses a transport hands to
 	// the device (split: descriptor table, avail ring, used ring; packed:
@@ -65,11 +64,12 @@ type Stats struct {
 	NotInFlight uint64 // used entries whose id is not the head of an in-flight chain (ErrNotInFlight)
 	BadLength   uint64 // used entries whose len exceeds the writable bytes posted (ErrBadLength)
 	BadUsedIdx  uint64 // used.idx moved by more than Size at once (ErrBadUsedIdx)
+	BadWrap     uint64 // packed: used flags that do not match the wrap counter (ErrBadWrap)
 }
 
 // DeviceErrors is the number of device violations of every kind.
 func (s Stats) DeviceErrors() uint64 {
-	return s.BadID + s.NotInFlight + s.BadLength + s.BadUsedIdx
+	return s.BadID + s.NotInFlight + s.BadLength + s.BadUsedIdx + s.BadWrap
 }
 
 // ErrFull is returned by Add when there are not enough free descriptors for
@@ -106,24 +106,33 @@ var (
 	// flight). The entries in between are skipped; their chains stay in
 	// flight until DetachUnused after a device reset.
 	ErrBadUsedIdx = errors.New("used index moved by more than the queue size")
+	// ErrBadWrap (packed rings): the slot where the next used descriptor
+	// is expected has AVAIL and USED flags that are neither what the
+	// driver wrote nor a used descriptor of the current lap (a wrong
+	// wrap counter, or AVAIL != USED written by the device). Nothing was
+	// freed; the id means nothing.
+	ErrBadWrap = errors.New("used descriptor flags do not match the wrap counter")
 )
 
 // DeviceError is a violation of the virtio specification by the device,
 // found while reading the used ring. errors.Is matches it against ErrBadID,
-// ErrNotInFlight, ErrBadLength and ErrBadUsedIdx.
+// ErrNotInFlight, ErrBadLength, ErrBadUsedIdx and ErrBadWrap.
 type DeviceError struct {
 	Err     error  // the sentinel naming the violation
-	Pos     uint16 // position (free-running used index) of the offending entry
+	Pos     uint16 // position of the offending entry: free-running used index (split), ring slot (packed)
 	ID      uint32 // id the device wrote (ErrBadID, ErrNotInFlight, ErrBadLength)
 	Len     uint32 // len the device wrote (ErrBadLength)
 	Posted  uint32 // writable bytes posted for the chain, saturated at 2^32-1 (ErrBadLength)
 	UsedIdx uint16 // used.idx as read from the device (ErrBadUsedIdx)
+	Flags   uint16 // descriptor flags as read from the device (ErrBadWrap)
 }
 
 func (e *DeviceError) Error() string {
 	switch {
 	case errors.Is(e.Err, ErrBadLength):
 		return fmt.Sprintf("virtqueue: device used entry %d: id %d len %d: %v (%d)", e.Pos, e.ID, e.Len, e.Err, e.Posted)
+	case errors.Is(e.Err, ErrBadWrap):
+		return fmt.Sprintf("virtqueue: device used slot %d: id %d flags %#04x: %v", e.Pos, e.ID, e.Flags, e.Err)
 	case errors.Is(e.Err, ErrBadUsedIdx):
 		return fmt.Sprintf("virtqueue: device moved used.idx from %d to %d: %v", e.Pos, e.UsedIdx, e.Err)
 	default:

@@ -3,7 +3,6 @@ package virtqueue
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 )
 
 // Split is the driver side of a split virtqueue (virtio 1.2 §2.7).
@@ -187,25 +186,11 @@ func (q *Split) Stats() Stats { return q.stats }
 // one descriptor per buffer. When they are not free Add returns ErrFull
 // (backpressure, nothing posted). Add does not allocate.
 func (q *Split) Add(bufs []Buffer) (head uint16, err error) {
+	writable, err := checkChain(bufs, q.size)
+	if err != nil {
+		return 0, err
+	}
 	n := len(bufs)
-	if n == 0 {
-		return 0, ErrNoBuffers
-	}
-	if n > q.size {
-		return 0, fmt.Errorf("virtqueue: chain of %d buffers in a queue of %d: %w", n, q.size, ErrChainTooLong)
-	}
-	var writable uint64
-	for i := range bufs {
-		b := &bufs[i]
-		if b.Len == 0 {
-			return 0, fmt.Errorf("virtqueue: buffer %d of %d: %w", i, n, ErrZeroLength)
-		}
-		if b.Writable {
-			writable += uint64(b.Len)
-		} else if writable != 0 {
-			return 0, fmt.Errorf("virtqueue: buffer %d of %d: %w", i, n, ErrBufferOrder)
-		}
-	}
 	indirect := q.indirect != nil && n > 1 && n <= q.indirectMax
 	need := n
 	if indirect {
@@ -256,7 +241,7 @@ func (q *Split) Add(bufs []Buffer) (head uint16, err error) {
 	q.numFree -= need
 	q.chainDescs[head] = uint16(need) // need <= 32768 fits
 	q.chainTail[head] = tail
-	q.writable[head] = uint32(min(writable, math.MaxUint32))
+	q.writable[head] = writable
 	q.inFlight++
 
 	// The ring entry is a plain store: the device reads it only after the

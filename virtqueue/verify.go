@@ -58,3 +58,57 @@ func (q *Split) Verify() error {
 	}
 	return nil
 }
+
+// Verify checks the invariants of a packed queue's shadow state and
+// returns the first one broken (a testing aid, like Split.Verify):
+//
+//   - every id is in exactly one place: the free-id list or in flight;
+//   - free slots plus the slots of the chains in flight are all of them;
+//   - the slots the device may still return (published or not) never
+//     exceed the slots taken by chains in flight, and they are exactly
+//     the slots from the used position to the avail position.
+func (q *Packed) Verify() error {
+	free := make([]bool, q.size)
+	id := q.freeID
+	for i := range q.numFreeIDs {
+		if free[id] {
+			return fmt.Errorf("virtqueue: free-id list: id %d seen twice (step %d of %d)", id, i, q.numFreeIDs)
+		}
+		if q.chainDescs[id] != 0 {
+			return fmt.Errorf("virtqueue: id %d both free and in flight", id)
+		}
+		free[id] = true
+		id = q.nextID[id]
+	}
+	chains, slots := 0, 0
+	for i, n := range q.chainDescs {
+		if n != 0 {
+			chains++
+			slots += int(n)
+		} else if !free[i] {
+			return fmt.Errorf("virtqueue: id %d neither free nor in flight (leaked)", i)
+		}
+	}
+	if chains != q.inFlight {
+		return fmt.Errorf("virtqueue: %d ids in flight, InFlight says %d", chains, q.inFlight)
+	}
+	if q.numFree+slots != q.size {
+		return fmt.Errorf("virtqueue: %d free slots + %d in flight != size %d", q.numFree, slots, q.size)
+	}
+	if q.detached {
+		return nil // the device was reset: positions wait for Reset
+	}
+	if q.outstanding+q.added > slots {
+		return fmt.Errorf("virtqueue: %d slots outstanding and %d added, only %d in flight", q.outstanding, q.added, slots)
+	}
+	if int(q.availPos) >= q.size || int(q.usedPos) >= q.size {
+		return fmt.Errorf("virtqueue: positions avail %d used %d outside a ring of %d", q.availPos, q.usedPos, q.size)
+	}
+	if (int(q.usedPos)+q.outstanding+q.added)%q.size != int(q.availPos) {
+		return fmt.Errorf("virtqueue: used position %d + %d outstanding + %d added is not the avail position %d", q.usedPos, q.outstanding, q.added, q.availPos)
+	}
+	if crosses := int(q.usedPos)+q.outstanding+q.added >= q.size; crosses == (q.usedWrap == q.availWrap) {
+		return fmt.Errorf("virtqueue: wrap counters used %v avail %v for positions %d and %d", q.usedWrap, q.availWrap, q.usedPos, q.availPos)
+	}
+	return nil
+}

@@ -6,10 +6,11 @@
 //
 // A Net implements virtio.Transport (legacy or modern per Config), owns the
 // device side of the receive (0), transmit (1) and, with CTRL_VQ, control
-// (2) split virtqueues, and runs them in its own goroutine, woken by Notify.
-// Its behaviour follows the OASIS virtio specification v1.2 (§2.7 split
-// virtqueues, §5.1 network device) and, where the specification leaves room,
-// what QEMU's hw/net/virtio-net.c does:
+// (2) virtqueues, split or, when RING_PACKED is offered and accepted,
+// packed, and runs them in its own goroutine, woken by Notify. Its
+// behaviour follows the OASIS virtio specification v1.2 (§2.7 split and
+// §2.8 packed virtqueues, §5.1 network device) and, where the
+// specification leaves room, what QEMU's hw/net/virtio-net.c does:
 //
 //   - Descriptor chains are validated as QEMU's virtqueue_pop does (head and
 //     next in range, no loops, no zero-length buffers, readable before
@@ -25,6 +26,16 @@
 //     packets in software whenever the receiver cannot take them.
 //   - EVENT_IDX: interrupts honour used_event, avail_event is published after
 //     each drain; without it the flags are used.
+//   - Packed rings (packed.go, written from the specification and not from
+//     package virtqueue): chains are taken in ring order while their
+//     AVAIL/USED flags match the wrap counter, every descriptor of a chain
+//     must be marked available and carry the chain's buffer id (an id made
+//     available again while the device holds it is a driver error), and
+//     indirect tables are read to their length. Used descriptors go at the
+//     device's used position, which moves by each chain's slot count; a
+//     batch's first descriptor is written last; like QEMU, the WRITE flag
+//     is never set in a used descriptor. Both event suppression areas are
+//     honoured, in their EVENT_IDX (off_wrap) form too.
 //   - With MTU negotiated, a non-GSO frame longer than the MTU plus an
 //     Ethernet header and one VLAN tag is refused in both directions
 //     (virtio 1.2 §5.1.6.2.1, §5.1.6.3.1).
@@ -68,7 +79,7 @@
 //
 // # Not modelled
 //
-// Multiqueue (MQ is never offered), packed rings, UDP fragmentation or
+// Multiqueue (MQ is never offered), IN_ORDER, UDP fragmentation or
 // segmentation in software (a UFO/USO packet reaches only a receiver that
 // takes it whole), VLAN filtering (every tag passes), RSS and hash reports,
 // and IPv6 extension headers in GSO packets.
@@ -80,5 +91,8 @@
 // are accessed with 32-bit atomic operations on the aligned word that holds
 // them, which is what makes the model clean under the race detector when the
 // driver side does the same; the model therefore needs the avail and used
-// rings 4-byte aligned in host memory and runs on little-endian hosts only.
+// rings (packed: the descriptor ring and both event suppression areas)
+// 4-byte aligned in host memory and runs on little-endian hosts only. In
+// a packed ring a descriptor's id and flags are read and written together
+// as one 32-bit atomic word.
 package devmodel

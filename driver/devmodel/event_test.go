@@ -95,7 +95,7 @@ func TestIndicesWrapAround(t *testing.T) {
 		d.n.mu.Lock()
 		d.tx.availIdx, d.tx.lastUsed = start, start
 		store16(d.tx.ring[d.tx.availOff:], 2, start)
-		r := d.n.rings[QueueTX]
+		r := d.n.rings[QueueTX].(*ring)
 		r.lastAvail, r.usedIdx = start, start
 		r.publish()
 		d.n.mu.Unlock()

@@ -13,14 +13,16 @@ import (
 
 // These tests drive the model with the real driver-side virtqueue package:
 // two independent implementations of the ring protocol checking each other
-// across wrap-around, EVENT_IDX, indirect tables and both layouts.
+// across wrap-around, EVENT_IDX, indirect tables, both split layouts and
+// packed rings.
 
-// vqDev is a device whose queues are driven by virtqueue.Split.
+// vqDev is a device whose queues are driven by virtqueue.Split or, with
+// RING_PACKED accepted, virtqueue.Packed.
 type vqDev struct {
 	n   *Net               // the device
 	mem *virtqueue.HeapDMA // driver memory
-	rx  *virtqueue.Split   // receive queue, driver side
-	tx  *virtqueue.Split   // transmit queue, driver side
+	rx  virtqueue.Queue    // receive queue, driver side
+	tx  virtqueue.Queue    // transmit queue, driver side
 	irq []virtio.Interrupt // per-queue interrupts
 }
 
@@ -43,9 +45,15 @@ func newVQDev(t *testing.T, cfg Config, accept uint64) *vqDev {
 	}
 	d := &vqDev{n: n, mem: mem}
 	opts := virtqueue.Options{Legacy: n.Legacy(), EventIdx: f&virtio.FeatureEventIdx != 0, Indirect: f&virtio.FeatureIndirectDesc != 0}
-	for q, p := range []**virtqueue.Split{&d.rx, &d.tx} {
+	for q, p := range []*virtqueue.Queue{&d.rx, &d.tx} {
 		opts.Size = n.QueueMaxSize(q)
-		s, err := virtqueue.NewSplit(mem, opts)
+		var s virtqueue.Queue
+		var err error
+		if f&virtio.FeatureRingPacked != 0 {
+			s, err = virtqueue.NewPacked(mem, opts)
+		} else {
+			s, err = virtqueue.NewSplit(mem, opts)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +73,7 @@ func newVQDev(t *testing.T, cfg Config, accept uint64) *vqDev {
 // drain pops q NAPI style until count completions were seen: disable
 // interrupts, pop, re-enable, and wait for the interrupt only when
 // EnableInterrupts says nothing arrived meanwhile.
-func drain(t *testing.T, q *virtqueue.Split, irq virtio.Interrupt, count int, each func(head uint16, n uint32)) {
+func drain(t *testing.T, q virtqueue.Queue, irq virtio.Interrupt, count int, each func(head uint16, n uint32)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -94,10 +102,14 @@ func drain(t *testing.T, q *virtqueue.Split, irq virtio.Interrupt, count int, ea
 	}
 }
 
-func TestInteropWithVirtqueueSplit(t *testing.T) {
-	for _, legacy := range []bool{false, true} {
+func TestInteropWithVirtqueue(t *testing.T) {
+	for _, ring := range []string{"legacy split", "modern split", "packed"} {
+		legacy, packed := ring == "legacy split", ring == "packed"
 		for _, feat := range []uint64{0, virtio.FeatureEventIdx, virtio.FeatureIndirectDesc, virtio.FeatureEventIdx | virtio.FeatureIndirectDesc} {
-			name := fmt.Sprintf("legacy=%v/features=%#x", legacy, feat)
+			if packed {
+				feat |= virtio.FeatureRingPacked
+			}
+			name := fmt.Sprintf("%s/features=%#x", ring, feat)
 			t.Run(name, func(t *testing.T) {
 				var c capture
 				offered := FeatureMrgRxbuf | feat

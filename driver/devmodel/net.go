@@ -31,6 +31,8 @@ type Config struct {
 	Legacy bool
 	// Features are the feature bits offered (virtio-net bits of this package
 	// and the transport bits of package virtio). MQ is never offered.
+	// With virtio.FeatureRingPacked (modern only) the queues a driver sets
+	// up after accepting it are packed rings.
 	Features uint64
 	// MAC is the config-space MAC address (meaningful with FeatureMAC).
 	MAC [6]byte
@@ -102,7 +104,7 @@ type Net struct {
 	allmulti      bool             // receive every multicast frame
 	multicast     map[[6]byte]bool // multicast filter table from VIRTIO_NET_CTRL_MAC_TABLE_SET
 	broken        bool             // a driver violation stopped the device until reset
-	rings         [3]*ring         // rx, tx, ctrl once set up
+	rings         [3]vq            // rx, tx, ctrl once set up
 	queueIRQ      [3]*interrupt    // per-queue interrupts
 	configIRQ     *interrupt       // configuration change interrupt
 	stats         Stats            // counters
@@ -270,7 +272,7 @@ func (n *Net) raiseConfig() {
 func (n *Net) notifyUsed(q int) {
 	r := n.rings[q]
 	if h := n.hostile; h != nil && h.UsedIdxSkew != nil {
-		r.usedIdx += h.UsedIdxSkew(q)
+		r.skew(h.UsedIdxSkew(q))
 	}
 	r.publish()
 	if r.needInterrupt() {
@@ -291,7 +293,7 @@ func (n *Net) putUsed(q int, id uint16, length uint32) {
 			length = h.UsedLen(q, length)
 		}
 	}
-	n.rings[q].putUsed(uid, length)
+	n.rings[q].putUsed(id, uid, length)
 }
 
 // negotiated reports whether every bit of f is in force.
@@ -410,8 +412,7 @@ func (n *Net) setFeatures(f uint64) {
 	n.guestOffloads = f & guestOffloadBits
 	for _, r := range n.rings {
 		if r != nil {
-			r.eventIdx = f&virtio.FeatureEventIdx != 0
-			r.indirect = f&virtio.FeatureIndirectDesc != 0
+			r.setFeatures(f&virtio.FeatureEventIdx != 0, f&virtio.FeatureIndirectDesc != 0)
 		}
 	}
 }
@@ -422,7 +423,7 @@ func (n *Net) Reset() error {
 	n.mu.Lock()
 	n.status = 0
 	n.driverFeatures, n.features, n.guestOffloads = 0, 0, 0
-	n.rings = [3]*ring{}
+	n.rings = [3]vq{}
 	n.broken = false
 	n.announce = false
 	n.promisc, n.allmulti, n.multicast = true, false, nil
@@ -511,16 +512,24 @@ func (n *Net) SetupQueue(q int, size int, desc, avail, used uint64) error {
 	if size > n.cfg.QueueSize || (n.cfg.Legacy && size != n.cfg.QueueSize) {
 		return fmt.Errorf("devmodel: queue %d size %d, device size %d", q, size, n.cfg.QueueSize)
 	}
-	r, err := newRing(q, n.cfg.Mem, size, desc, avail, used, n.cfg.Legacy)
-	if err != nil {
-		return err
-	}
 	f := n.features
 	if n.cfg.Legacy {
 		f = n.driverFeatures
 	}
-	r.eventIdx = f&virtio.FeatureEventIdx != 0
-	r.indirect = f&virtio.FeatureIndirectDesc != 0
+	var r vq
+	var err error
+	if f&virtio.FeatureRingPacked != 0 {
+		// Modern only: a legacy device has 32 feature bits. The three
+		// addresses are the descriptor ring and the driver and device
+		// event suppression areas.
+		r, err = newPackedRing(q, n.cfg.Mem, size, desc, avail, used)
+	} else {
+		r, err = newRing(q, n.cfg.Mem, size, desc, avail, used, n.cfg.Legacy)
+	}
+	if err != nil {
+		return err
+	}
+	r.setFeatures(f&virtio.FeatureEventIdx != 0, f&virtio.FeatureIndirectDesc != 0)
 	n.rings[q] = r
 	return nil
 }

@@ -47,6 +47,49 @@ func (c *chain) gather(dst []byte) []byte {
 	return dst
 }
 
+// vq is the device side of one virtqueue, whatever its format: ring
+// (split, virtio 1.2 §2.7) or packedRing (§2.8). The network device code
+// calls only these, so it runs unchanged over either. Only the device
+// goroutine (or a transport method holding Net.mu) touches a vq.
+type vq interface {
+	// pop takes the next available chain; ok=false when there is none. An
+	// error is a driver violation; the chain is consumed regardless.
+	pop() (c *chain, ok bool, err error)
+	// rewind gives the last k popped chains back, as QEMU's
+	// virtqueue_unpop does (a receive buffer too small, a peer busy).
+	rewind(k int)
+	// putUsed writes a used element for the chain popped as head, with
+	// the id and length the device claims (a hostile device lies in
+	// them); the driver sees it at the next publish.
+	putUsed(head uint16, id, length uint32)
+	// publish makes the used elements written so far visible (release).
+	publish()
+	// skew moves the used index (split) or used position (packed) k
+	// further than the elements written: a hostile device's lie.
+	skew(k uint16)
+	// needInterrupt decides, after a publish, whether the driver wants an
+	// interrupt.
+	needInterrupt() bool
+	// setNotify enables or suppresses driver notifications; callers look
+	// at the queue once more after enabling.
+	setNotify(enable bool)
+	// pending reports whether a chain is available that the device has
+	// not taken.
+	pending() bool
+	// availMark is a value that changes when the driver makes more
+	// chains available, whatever the device popped or gave back.
+	availMark() uint64
+	// setFeatures applies the negotiated ring features.
+	setFeatures(eventIdx, indirect bool)
+	// slots is the queue size the driver set up.
+	slots() int
+}
+
+var (
+	_ vq = (*ring)(nil)
+	_ vq = (*packedRing)(nil)
+)
+
 // ring is the device side of one split virtqueue. Only the device goroutine
 // (or a transport method holding Net.mu) touches it.
 type ring struct {
@@ -151,9 +194,21 @@ func (r *ring) pop() (c *chain, ok bool, err error) {
 	return c, true, nil
 }
 
-// unpop gives the last popped chain back to the avail ring, as QEMU's
+// rewind gives the last k popped chains back to the avail ring, as QEMU's
 // virtqueue_unpop does when a receive buffer is too small.
-func (r *ring) unpop() { r.lastAvail-- }
+func (r *ring) rewind(k int) { r.lastAvail -= uint16(k) }
+
+// availMark is avail.idx: it moves only when the driver adds chains.
+func (r *ring) availMark() uint64 { return uint64(r.availIdx()) }
+
+// setFeatures applies EVENT_IDX and INDIRECT_DESC.
+func (r *ring) setFeatures(eventIdx, indirect bool) { r.eventIdx, r.indirect = eventIdx, indirect }
+
+// slots is the queue size.
+func (r *ring) slots() int { return r.sizeInt }
+
+// skew moves the device's used.idx k past the elements written.
+func (r *ring) skew(k uint16) { r.usedIdx += k }
 
 // walk follows a chain through table (the descriptor table or an indirect
 // table of n entries) from descriptor i, appending its buffers to c.
@@ -220,7 +275,9 @@ func (r *ring) walk(c *chain, table []byte, n int, i int, inIndirect bool) error
 }
 
 // putUsed writes a used element; the driver sees it at the next publish.
-func (r *ring) putUsed(id, length uint32) {
+// In a split ring the element's place does not depend on the chain, so
+// head is not needed.
+func (r *ring) putUsed(_ uint16, id, length uint32) {
 	slot := int(r.usedIdx) & (r.sizeInt - 1)
 	e := r.used[ringEntriesOff+usedElemSize*slot:]
 	binary.LittleEndian.PutUint32(e, id)

@@ -45,3 +45,17 @@ func store16(b []byte, off int, v uint16) {
 func aligned4(b []byte) bool {
 	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))&3 == 0
 }
+
+// load32 atomically reads the little-endian 32-bit word at b[off]
+// (4-aligned within b, which starts 4-byte aligned).
+func load32(b []byte, off int) uint32 {
+	w, _ := wordOf(b[off:off+4:off+4], 0)
+	return atomic.LoadUint32(w)
+}
+
+// store32 atomically writes the little-endian 32-bit word at b[off]: a
+// packed ring's id and flags, handed over in one store.
+func store32(b []byte, off int, v uint32) {
+	w, _ := wordOf(b[off:off+4:off+4], 0)
+	atomic.StoreUint32(w, v)
+}

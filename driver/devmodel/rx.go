@@ -133,9 +133,9 @@ func (n *Net) pullInbound() int {
 func (n *Net) deliverPending() bool {
 	r := n.rings[QueueRX]
 	for {
-		seen := uint16(0)
+		seen := uint64(0)
 		if r != nil {
-			seen = r.availIdx()
+			seen = r.availMark()
 		}
 		i := 0
 		for ; i < len(n.pending); i++ {
@@ -161,7 +161,7 @@ func (n *Net) deliverPending() bool {
 		if len(n.pending) == 0 {
 			return true
 		}
-		if r.availIdx() == seen {
+		if r.availMark() == seen {
 			return false
 		}
 	}
@@ -214,7 +214,7 @@ func (n *Net) receive(f Frame) rxResult {
 		}
 		if c.writeLen < uint64(total) {
 			// QEMU leaves the buffer posted and drops the packet.
-			r.unpop()
+			r.rewind(1)
 			n.stats.RxDropTooSmall++
 			n.stats.LastError = fmt.Errorf("devmodel: receive chain %d of %d bytes for a %d-byte packet", c.head, c.writeLen, total)
 			return rxDone
@@ -244,9 +244,9 @@ func (n *Net) receive(f Frame) rxResult {
 		if !ok {
 			// Give back what was taken; what was written there is the
 			// device's to overwrite.
-			r.lastAvail -= uint16(len(heads))
+			r.rewind(len(heads))
 			n.rxHeads, n.rxLens = heads, lens
-			if len(heads) >= r.sizeInt {
+			if len(heads) >= r.slots() {
 				// Even a ring full of buffers cannot hold this frame:
 				// waiting would block the queue for ever.
 				n.stats.RxDropTooSmall++

@@ -31,7 +31,7 @@ func (n *Net) processTX() {
 				if errors.Is(err, errWireBusy) {
 					// Leave the chain posted; the peer wakes us when it
 					// takes frames again.
-					r.unpop()
+					r.rewind(1)
 					if done > 0 {
 						n.notifyUsed(QueueTX)
 					}

@@ -34,6 +34,8 @@ type Options struct {
 	// FeatureMask limits the features the driver accepts, on top of what
 	// the device offers and the driver implements (Implemented). Zero
 	// means no limit. VERSION_1 is always accepted on a modern device.
+	// Clearing virtio.FeatureRingPacked keeps split rings on a device
+	// that offers packed ones.
 	FeatureMask uint64
 	// QueueSize is the RX and TX ring size on a modern device (rounded
 	// down to a power of two and to the device's maximum); 0 means
@@ -284,17 +286,32 @@ func (d *Device) setupQueue(dma virtqueue.DMA, i int) (virtqueue.Queue, error) {
 			want = DefaultQueueSize
 		}
 		size = min(size, want, 32768)
-		size = 1 << (bits.Len(uint(size)) - 1) // split rings are powers of two
+		// Split rings are powers of two; packed ones need not be, but
+		// the PCI transport asks for it of every queue.
+		size = 1 << (bits.Len(uint(size)) - 1)
 	}
-	q, err := virtqueue.NewSplit(dma, virtqueue.Options{
+	opts := virtqueue.Options{
 		Size:     size,
 		Legacy:   d.t.Legacy(),
 		EventIdx: d.features&virtio.FeatureEventIdx != 0,
 		Indirect: d.features&virtio.FeatureIndirectDesc != 0,
-	})
+	}
+	var q virtqueue.Queue
+	var err error
+	if d.features&virtio.FeatureRingPacked != 0 {
+		// Negotiate never accepts RING_PACKED on a legacy transport
+		// (supported), so opts.Legacy is false here.
+		q, err = virtqueue.NewPacked(dma, opts)
+	} else {
+		q, err = virtqueue.NewSplit(dma, opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("virtionet: queue %d: %w", i, err)
 	}
+	// Split: descriptor table, avail ring, used ring. Packed: descriptor
+	// ring, driver and device event suppression areas. The transport
+	// writes them to the same three registers (queue_desc, queue_driver,
+	// queue_device) either way.
 	desc, avail, used := q.Addresses()
 	if err := d.t.SetupQueue(i, size, desc, avail, used); err != nil {
 		return nil, fmt.Errorf("virtionet: setting up queue %d: %w", i, err)

@@ -58,7 +58,7 @@ const Implemented = FeatureCsum | FeatureGuestCsum | FeatureMTU | FeatureMAC |
 	FeatureMrgRxbuf | FeatureStatus | FeatureCtrlVQ | FeatureCtrlRx |
 	FeatureGuestAnnounce |
 	virtio.FeatureVersion1 | virtio.FeatureEventIdx | virtio.FeatureIndirectDesc |
-	virtio.FeatureAnyLayout | virtio.FeatureAccessPlatform
+	virtio.FeatureAnyLayout | virtio.FeatureAccessPlatform | virtio.FeatureRingPacked
 
 // featureDeps are the prerequisites of the features this driver takes
 // (virtio 1.2 §5.1.3.1). Where the specification allows either of two
@@ -78,13 +78,17 @@ var featureDeps = []virtio.Dependency{
 
 // supported returns what the driver implements on this kind of transport
 // and the user mask as given to virtio.Negotiate: VERSION_1 cannot be
-// masked off a modern transport, and ANY_LAYOUT is a legacy-only bit.
+// masked off a modern transport, ANY_LAYOUT is a legacy-only bit, and
+// RING_PACKED a modern-only one (a legacy device has 32 feature bits and
+// split rings only).
 func supported(mask uint64, legacy bool) (supports, userMask uint64) {
 	supports = Implemented
 	if mask == 0 {
 		mask = ^uint64(0)
 	}
-	if !legacy {
+	if legacy {
+		supports &^= virtio.FeatureRingPacked
+	} else {
 		supports &^= virtio.FeatureAnyLayout
 		mask |= virtio.FeatureVersion1
 	}

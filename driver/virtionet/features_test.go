@@ -22,7 +22,10 @@ func TestSelectFeatures(t *testing.T) {
 		{"mask cannot drop VERSION_1 on modern", v1 | FeatureMAC, FeatureMAC, false, v1 | FeatureMAC, false},
 		{"legacy device: bits above 31 ignored", v1 | FeatureMAC | virtio.FeatureAnyLayout, all, true, FeatureMAC | virtio.FeatureAnyLayout, false},
 		{"ANY_LAYOUT dropped on modern", v1 | virtio.FeatureAnyLayout, all, false, v1, false},
-		{"unimplemented offers not taken", v1 | FeatureMQ | FeatureCtrlVLAN | virtio.FeatureRingPacked | FeatureSpeedDuplex, all, false, v1, false},
+		{"unimplemented offers not taken", v1 | FeatureMQ | FeatureCtrlVLAN | virtio.FeatureInOrder | FeatureSpeedDuplex, all, false, v1, false},
+		{"RING_PACKED taken on modern", v1 | virtio.FeatureRingPacked, all, false, v1 | virtio.FeatureRingPacked, false},
+		{"RING_PACKED masked off keeps split rings", v1 | virtio.FeatureRingPacked | FeatureMAC, all &^ virtio.FeatureRingPacked, false, v1 | FeatureMAC, false},
+		{"RING_PACKED never on legacy", v1 | virtio.FeatureRingPacked | FeatureMAC, all, true, FeatureMAC, false},
 		{"user mask removes a feature", v1 | FeatureMrgRxbuf | FeatureMAC, all &^ FeatureMrgRxbuf, false, v1 | FeatureMAC, false},
 		{"GUEST_ANNOUNCE needs CTRL_VQ", v1 | FeatureGuestAnnounce, all, false, v1, false},
 		{"GUEST_ANNOUNCE with CTRL_VQ", v1 | FeatureGuestAnnounce | FeatureCtrlVQ, all, false, v1 | FeatureGuestAnnounce | FeatureCtrlVQ, false},
@@ -47,5 +50,14 @@ func TestSelectFeatures(t *testing.T) {
 func TestFeatureStringNamesEveryBit(t *testing.T) {
 	if got, want := FeatureString(FeatureMrgRxbuf|virtio.FeatureVersion1|1<<50), "MRG_RXBUF|VERSION_1|bit50"; got != want {
 		t.Fatalf("FeatureString = %q, want %q", got, want)
+	}
+}
+
+func TestRingPackedIsOfferedToModernTransportsOnly(t *testing.T) {
+	if s, _ := supported(0, true); s&virtio.FeatureRingPacked != 0 {
+		t.Error("a legacy transport is told the driver supports RING_PACKED")
+	}
+	if s, _ := supported(0, false); s&virtio.FeatureRingPacked == 0 {
+		t.Error("a modern transport is not told the driver supports RING_PACKED")
 	}
 }
