@@ -53,7 +53,7 @@ func main() {
 		log.Fatalf("httpd: %v", err)
 	}
 	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
-	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+	expvar.Publish("transport", expvar.Func(func() any { return n.TransportStats() }))
 	if n.DelayedACK != nil {
 		expvar.Publish("delayedack", expvar.Func(func() any { return n.DelayedACK.Stats() }))
 	}
@@ -68,7 +68,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "govirtio httpd\ndevice %s\ninterface %s, interrupts %s\nfeatures %s\nMTU %d, MAC %s, link %s\naddress %s\n",
-			n.PCI, map[bool]string{true: "legacy", false: "modern"}[n.Transport.Legacy()], n.Transport.InterruptMode(),
+			n.Where(), map[bool]string{true: "legacy", false: "modern"}[n.Legacy()], n.InterruptMode(),
 			virtionet.FeatureString(n.Device.Features()), n.Device.MTU(), n.Device.LinkAddress(),
 			map[bool]string{true: "up", false: "down"}[n.Device.LinkUp()], n.Address)
 	})
