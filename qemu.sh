@@ -34,7 +34,12 @@ options:
   -m SIZE          guest RAM (default 256M)
   -smp N           virtual CPUs (default 1)
   -append CMDLINE  kernel command line (e.g. "ip=10.0.2.15/24 gw=10.0.2.2")
-  -M MACHINE       machine type (default q35)
+  -M MACHINE       machine type (default q35). microvm (QEMU's machine
+                   with no PCI bus and no firmware) gets acpi=off unless
+                   MACHINE sets acpi=: then QEMU lists its virtio-mmio
+                   devices on the kernel command line
+                   (virtio_mmio.device=...), where the guest finds them;
+                   the NIC is virtio-net-device instead of virtio-net-pci
   -accel A         auto, kvm or tcg (default auto: kvm only when the
                    kvm_intel or kvm_amd module is loaded and /dev/kvm is
                    usable, else tcg)
@@ -47,8 +52,11 @@ options:
                    (default 8080)
   -tap IFNAME      -net tap: host tap interface (default tap0)
   -dev KIND        virtio-net-pci flavour: transitional, legacy or modern
-                   (default transitional)
-  -props K=V,...   extra virtio-net-pci properties (e.g. mrg_rxbuf=off)
+                   (default transitional). On microvm: the virtio-mmio
+                   register layout, legacy (version 1) or modern (version
+                   2); transitional leaves QEMU's default (legacy in 7.2)
+  -props K=V,...   extra virtio-net-pci (or virtio-net-device) properties
+                   (e.g. mrg_rxbuf=off)
   -timeout SECS    kill QEMU after SECS seconds and exit 124
   -dry-run         print the QEMU command line instead of running it
   -h, -help        this text
@@ -198,6 +206,19 @@ if [[ -z $cpu ]]; then
 	if [[ $accel == kvm ]]; then cpu=host,-arch-capabilities; else cpu=max; fi
 fi
 
+# microvm has no PCI bus: its NIC is a virtio-mmio device. Without ACPI
+# QEMU names each virtio-mmio device on the kernel command line
+# (virtio_mmio.device=SIZE@BASE:IRQ, as Firecracker does) and keeps every
+# line on the first I/O APIC; with ACPI (its default) it describes them
+# only in the DSDT, which the guest does not read.
+microvm=0
+if [[ $machine == microvm || $machine == microvm,* ]]; then
+	microvm=1
+	if [[ $machine != *,acpi=* ]]; then
+		machine+=,acpi=off
+	fi
+fi
+
 qemu=${QEMU:-qemu-system-x86_64}
 
 cmd=(
@@ -225,16 +246,27 @@ modern) devprops=disable-legacy=on,disable-modern=off ;;
 esac
 # romfile= skips the iPXE option ROM: the guest never boots from the
 # network, and loading it costs boot time.
+nicdev=virtio-net-pci
 nicprops=netdev=n0,$devprops,romfile=${props:+,$props}
+if ((microvm)); then
+	# virtio-net-device has no ROM and no PCI flavours; the register
+	# layout belongs to its virtio-mmio transport.
+	nicdev=virtio-net-device
+	nicprops=netdev=n0${props:+,$props}
+	case $dev in
+	legacy) cmd+=(-global virtio-mmio.force-legacy=true) ;;
+	modern) cmd+=(-global virtio-mmio.force-legacy=false) ;;
+	esac
+fi
 case $net in
 none) cmd+=(-nic none) ;;
 user)
 	cmd+=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$fwd-:80$hostfwds"
-		-device "virtio-net-pci,$nicprops")
+		-device "$nicdev,$nicprops")
 	;;
 tap)
 	cmd+=(-netdev "tap,id=n0,ifname=$tap,script=no,downscript=no"
-		-device "virtio-net-pci,$nicprops")
+		-device "$nicdev,$nicprops")
 	;;
 esac
 cmd+=("${extra[@]}")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govirtio/govirtio/driver/virtio"
+	"github.com/govirtio/govirtio/driver/virtiommio"
 	"github.com/govirtio/govirtio/driver/virtionet"
 	"github.com/govirtio/govirtio/driver/virtiopci"
 )
@@ -29,6 +30,12 @@ type Config struct {
 	// virtio PCI transport (feature mask, queue size, legacy, INTx...).
 	Driver    virtionet.Options
 	Transport virtiopci.Options
+	// MMIO lists the virtio-mmio devices the VMM described (on the
+	// command line: virtio_mmio.device=SIZE@BASE:IRQ), searched when PCI
+	// has no virtio-net device; MMIOTransport is passed to their
+	// transport.
+	MMIO          []virtiommio.Device
+	MMIOTransport virtiommio.Options
 	// TCPRACK turns on RACK-TLP loss detection (RFC 8985), which is off
 	// by default: see tuneTCP.
 	TCPRACK bool
@@ -56,6 +63,9 @@ type Config struct {
 //	                          ones (clears VIRTIO_F_RING_PACKED from the mask)
 //	tcp.rack=1                RACK-TLP loss detection on (see Config.TCPRACK)
 //	tcp.ackdelay=DURATION     delayed ACKs (Config.ACKDelay), e.g. 1ms
+//	virtio_mmio.device=SIZE@BASE:IRQ  a virtio-mmio device (Config.MMIO);
+//	                          QEMU's microvm with acpi=off and Firecracker
+//	                          add one per device
 //
 // Other words are ignored.
 func ConfigFromArgs(args []string) (Config, error) {
@@ -94,6 +104,11 @@ func ConfigFromArgs(args []string) (Config, error) {
 			c.TCPRACK, err = strconv.ParseBool(v)
 		case "tcp.ackdelay":
 			c.ACKDelay, err = time.ParseDuration(v)
+		case "virtio_mmio.device":
+			var d virtiommio.Device
+			if d, err = virtiommio.ParseDevice(v); err == nil {
+				c.MMIO = append(c.MMIO, d)
+			}
 		default:
 			continue
 		}

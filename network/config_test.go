@@ -38,6 +38,12 @@ func TestConfigFromArgs(t *testing.T) {
 		{"a bad address is an error", []string{"ip=10.0.2.15"}, nil, true},
 		{"a bad name server is an error", []string{"dns=10.0.2.3,nope"}, nil, true},
 		{"a bad feature mask is an error", []string{"virtio_net.features=lots"}, nil, true},
+		{"virtio-mmio devices come from the words QEMU's microvm and Firecracker add",
+			[]string{"virtio_mmio.device=512@0xfeb00e00:12", "virtio_mmio.device=4K@0xd0001000:6"},
+			func(c Config) bool {
+				return len(c.MMIO) == 2 && c.MMIO[0].Base == 0xfeb00e00 && c.MMIO[0].IRQ == 12 && c.MMIO[1].Size == 4096
+			}, false},
+		{"a bad virtio-mmio device word is an error", []string{"virtio_mmio.device=512@0xfeb00e00"}, nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
+	"github.com/govirtio/govirtio/driver/virtio"
+	"github.com/govirtio/govirtio/driver/virtiommio"
 	"github.com/govirtio/govirtio/driver/virtionet"
 	"github.com/govirtio/govirtio/driver/virtiopci"
 	"github.com/govirtio/govirtio/network/delayedack"
@@ -30,7 +32,7 @@ import (
 
 // Errors Start reports, wrapped with detail.
 var (
-	ErrNoDevice = errors.New("network: no virtio-net PCI device")
+	ErrNoDevice = errors.New("network: no virtio-net device")
 	ErrNoLease  = errors.New("network: no DHCP lease")
 )
 
@@ -48,13 +50,18 @@ type Network struct {
 	// DelayedACK is the NIC's queueing discipline when Config.ACKDelay
 	// turned delayed ACKs on, else nil.
 	DelayedACK *delayedack.Discipline
-	Transport  *virtiopci.Transport // the virtio PCI transport under it
-	PCI        *pci.Device          // the device
-	Address    netip.Prefix         // the interface address
-	Gateway    netip.Addr           // default router, if any
-	DNS        []netip.Addr         // name servers
-	Lease      time.Duration        // DHCP lease time at Start; 0 for static
-	logf       func(string, ...any) // progress messages
+	// Transport and PCI are the virtio PCI transport and function when the
+	// device is on PCI; MMIO is the virtio-mmio transport when it is not.
+	// Exactly one of Transport and MMIO is set.
+	Transport *virtiopci.Transport
+	PCI       *pci.Device
+	MMIO      *virtiommio.Transport
+	Address   netip.Prefix         // the interface address
+	Gateway   netip.Addr           // default router, if any
+	DNS       []netip.Addr         // name servers
+	Lease     time.Duration        // DHCP lease time at Start; 0 for static
+	where     string               // the device, for messages: see Where
+	logf      func(string, ...any) // progress messages
 
 	// The DHCP client's state after Start (lease.go).
 	leaseMu   sync.Mutex    // guards current
@@ -69,7 +76,10 @@ type Network struct {
 }
 
 // Start finds the first virtio-net device, brings up its driver and a
-// network stack on it, and configures an address.
+// network stack on it, and configures an address. It looks on PCI first,
+// then at the virtio-mmio devices in cfg.MMIO (from the command line's
+// virtio_mmio.device= words); a machine without a PCI bus (QEMU's microvm,
+// Firecracker) is not an error when an mmio device is there.
 //
 // On error nothing is left running: a device the driver opened is closed
 // (reset, its buffers taken back) along with the stack.
@@ -78,15 +88,6 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	devs, err := pci.Enumerate(pci.NewMechanism1(machine.Ports{}))
-	if err != nil {
-		return nil, fmt.Errorf("network: PCI enumeration: %w", err)
-	}
-	found := virtiopci.Probe(devs, deviceTypeNet)
-	if len(found) == 0 {
-		return nil, fmt.Errorf("%w among %d PCI functions", ErrNoDevice, len(devs))
-	}
-	d := found[0]
 	// The driver's callbacks run from its config loop and may come before
 	// Start returns; they act on the network once it exists.
 	var running atomic.Pointer[Network]
@@ -116,14 +117,16 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 			}
 		}
 	}
-	t, err := virtiopci.Open(d, platform(), cfg.Transport)
+	n := &Network{logf: logf}
+	t, err := n.openTransport(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("network: %s: %w", d, err)
+		return nil, err
 	}
 	dev, err := virtionet.Open(t, &machine.DMA{}, cfg.Driver)
 	if err != nil {
-		return nil, fmt.Errorf("network: %s: %w", d, err)
+		return nil, fmt.Errorf("network: %s: %w", n.where, err)
 	}
+	n.Device = dev
 	var s *stack.Stack
 	defer func() {
 		if err == nil {
@@ -136,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		}
 	}()
 	logf("network: %s: %s interface, %s interrupts, features %s, MTU %d, MAC %s",
-		d, map[bool]string{true: "legacy", false: "modern"}[t.Legacy()], t.InterruptMode(),
+		n.where, map[bool]string{true: "legacy", false: "modern"}[t.Legacy()], n.InterruptMode(),
 		virtionet.FeatureString(dev.Features()), dev.MTU(), dev.LinkAddress())
 
 	s = stack.New(stack.Options{
@@ -153,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	if err := s.CreateNICWithOptions(nicID, dev, opts); err != nil {
 		return nil, fmt.Errorf("network: create NIC: %s", err)
 	}
-	n := &Network{Stack: s, Device: dev, DelayedACK: delack, Transport: t, PCI: d, logf: logf}
+	n.Stack, n.DelayedACK = s, delack
 	if cfg.Address.IsValid() {
 		n.Address, n.Gateway, n.DNS = cfg.Address, cfg.Gateway, cfg.DNS
 	} else {
@@ -186,6 +189,79 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	logf("network: address %s, gateway %s, DNS %v", n.Address, n.Gateway, n.DNS)
 	running.Store(n)
 	return n, nil
+}
+
+// openTransport opens the transport of the first virtio-net device: on
+// PCI if there is one, else among cfg.MMIO. It records the transport and
+// its name in n.
+func (n *Network) openTransport(cfg Config) (virtio.Transport, error) {
+	// A function that does not enumerate cleanly is reported but does
+	// not keep a good device, on PCI or virtio-mmio, from being used.
+	devs, pciErr := pci.Enumerate(pci.NewMechanism1(machine.Ports{}))
+	if pciErr != nil {
+		n.logf("network: PCI enumeration: %v", pciErr)
+	}
+	if found := virtiopci.Probe(devs, deviceTypeNet); len(found) > 0 {
+		d := found[0]
+		t, err := virtiopci.Open(d, platform(), cfg.Transport)
+		if err != nil {
+			return nil, fmt.Errorf("network: %s: %w", d, err)
+		}
+		n.Transport, n.PCI, n.where = t, d, d.String()
+		return t, nil
+	}
+	var mmioErrs []error
+	for _, d := range cfg.MMIO {
+		t, err := virtiommio.Open(d, mmioPlatform(), cfg.MMIOTransport)
+		if err != nil {
+			mmioErrs = append(mmioErrs, err)
+			continue
+		}
+		if t.DeviceID() != deviceTypeNet {
+			continue
+		}
+		n.MMIO, n.where = t, fmt.Sprintf("virtio-mmio v%d %s", t.Version(), d)
+		return t, nil
+	}
+	if pciErr != nil {
+		pciErr = fmt.Errorf("PCI enumeration: %w", pciErr)
+	}
+	err := fmt.Errorf("%w among %d PCI functions and %d virtio-mmio devices (QEMU's microvm lists them only with acpi=off)",
+		ErrNoDevice, len(devs), len(cfg.MMIO))
+	if why := errors.Join(append([]error{pciErr}, mmioErrs...)...); why != nil {
+		err = fmt.Errorf("%w: %w", err, why)
+	}
+	return nil, err
+}
+
+// Where names the device: its PCI function, or its virtio-mmio layout
+// version, window and line.
+func (n *Network) Where() string { return n.where }
+
+// Legacy reports whether the device runs its legacy (pre-1.0) interface.
+func (n *Network) Legacy() bool {
+	if n.MMIO != nil {
+		return n.MMIO.Legacy()
+	}
+	return n.Transport.Legacy()
+}
+
+// InterruptMode says how the device interrupts: virtiopci's modes ("msix",
+// "msix-shared", "intx"), or "line N" for a virtio-mmio device.
+func (n *Network) InterruptMode() string {
+	if n.MMIO != nil {
+		return fmt.Sprintf("line %d", n.MMIO.Device().IRQ)
+	}
+	return n.Transport.InterruptMode()
+}
+
+// TransportStats returns the transport's counters: a virtiopci.Stats or a
+// virtiommio.Stats.
+func (n *Network) TransportStats() any {
+	if n.MMIO != nil {
+		return n.MMIO.Stats()
+	}
+	return n.Transport.Stats()
 }
 
 // tuneTCP sets the stack's TCP options for a fast point-to-point link:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/govirtio/govirtio/driver/virtio"
+	"github.com/govirtio/govirtio/driver/virtiommio"
 	"github.com/govirtio/govirtio/driver/virtiopci"
 	"github.com/govirtio/govirtio/pci"
 	"github.com/govirtio/govirtio/runtime/irq"
@@ -57,6 +58,34 @@ func (lineInterrupter) LineInterrupt(line uint8) (virtio.Interrupt, error) {
 		return nil, fmt.Errorf("network: device has no INTx line routed (line register %#x)", line)
 	}
 	l, err := irq.INTx(int(line))
+	if err != nil {
+		return nil, err
+	}
+	return intxInterrupt{l}, nil
+}
+
+// mmioPlatform is the machine as the virtio-mmio transport wants it.
+func mmioPlatform() virtiommio.Platform {
+	return virtiommio.Platform{Mapper: registerMapper{}, Lines: levelInterrupter{}}
+}
+
+// registerMapper maps register windows with machine.MapRegisters.
+type registerMapper struct{}
+
+func (registerMapper) MapRegisters(phys, size uint64) (virtiommio.Registers, error) {
+	r, err := machine.MapRegisters(phys, size)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// levelInterrupter routes a virtio-mmio device's line through the I/O
+// APIC: level-triggered and active high, as QEMU's microvm describes it.
+type levelInterrupter struct{}
+
+func (levelInterrupter) LineInterrupt(gsi int) (virtio.Interrupt, error) {
+	l, err := irq.Level(gsi)
 	if err != nil {
 		return nil, err
 	}

@@ -186,7 +186,20 @@ func TestQemuShCommandLine(t *testing.T) {
 		{name: "tcg forced", args: []string{"-accel", "tcg"}, want: []string{" -accel tcg -cpu max "}},
 		{name: "kvm forced", args: []string{"-accel", "kvm"}, want: []string{" -accel kvm -cpu host,-arch-capabilities "}},
 		{name: "cpu model override", args: []string{"-accel", "tcg", "-cpu", "qemu64,+rdrand"}, want: []string{" -cpu qemu64,+rdrand "}},
-		{name: "memory, cpus and machine", args: []string{"-m", "64M", "-smp", "2", "-M", "microvm"}, want: []string{" -M microvm ", " -m 64M ", " -smp 2 "}},
+		{name: "memory, cpus and machine", args: []string{"-m", "64M", "-smp", "2", "-M", "pc"}, want: []string{" -M pc ", " -m 64M ", " -smp 2 "}},
+		{
+			name:    "microvm gets acpi=off, so that QEMU lists its virtio-mmio devices on the command line, and a virtio-net-device",
+			args:    []string{"-M", "microvm", "-net", "user"},
+			want:    []string{" -M microvm,acpi=off ", " -device virtio-net-device,netdev=n0\n"},
+			notWant: []string{"virtio-net-pci", "romfile", "disable-legacy", "force-legacy"},
+		},
+		{name: "microvm keeps an acpi= setting", args: []string{"-M", "microvm,acpi=on,pit=off"}, want: []string{" -M microvm,acpi=on,pit=off "}, notWant: []string{"acpi=off"}},
+		{
+			name: "microvm flavours choose the virtio-mmio register layout",
+			args: []string{"-M", "microvm", "-net", "user", "-dev", "modern", "-props", "mrg_rxbuf=off"},
+			want: []string{" -global virtio-mmio.force-legacy=false ", " -device virtio-net-device,netdev=n0,mrg_rxbuf=off\n"},
+		},
+		{name: "microvm legacy layout", args: []string{"-M", "microvm", "-net", "user", "-dev", "legacy"}, want: []string{" -global virtio-mmio.force-legacy=true "}},
 		{name: "command line with spaces is quoted", args: []string{"-append", "ip=10.0.2.15/24 gw=10.0.2.2"}, want: []string{" -append 'ip=10.0.2.15/24 gw=10.0.2.2'"}},
 		{
 			name: "user networking forwards 8080 to a transitional device",

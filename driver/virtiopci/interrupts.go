@@ -1,10 +1,8 @@
 package virtiopci
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/govirtio/govirtio/driver/virtio"
 )
@@ -127,9 +125,9 @@ func (t *Transport) setupMSIX(n int) ([]virtio.Interrupt, virtio.Interrupt, erro
 	queues := make([]virtio.Interrupt, n)
 	if shared {
 		// No ISR to read: the vector itself says "a queue".
-		s := newSharedLine(vecs[1].irq, n, func() uint8 { return isrQueue })
+		s := virtio.NewSharedLine(vecs[1].irq, n, func() uint32 { return virtio.InterruptUsedBuffer })
 		for q := range queues {
-			queues[q] = &lineInterrupt{s: s, idx: q}
+			queues[q] = s.Interrupt(q)
 		}
 		t.mode = "msix-shared"
 	} else {
@@ -174,13 +172,13 @@ func (t *Transport) setupINTx(n int) ([]virtio.Interrupt, virtio.Interrupt, erro
 		return nil, nil, fmt.Errorf("INTx line %d: %w", t.dev.InterruptLine, err)
 	}
 	t.dev.SetINTx(true)
-	s := newSharedLine(line, n+1, func() uint8 { return t.ackINTx(line) })
-	s.bits[n] = isrConfig
+	s := virtio.NewSharedLine(line, n+1, func() uint32 { return uint32(t.ackINTx(line)) })
+	s.SetBits(n, virtio.InterruptConfig)
 	queues := make([]virtio.Interrupt, n)
 	for q := range queues {
-		queues[q] = &lineInterrupt{s: s, idx: q}
+		queues[q] = s.Interrupt(q)
 	}
-	return queues, &lineInterrupt{s: s, idx: n}, nil
+	return queues, s.Interrupt(n), nil
 }
 
 // ackINTx reads (and so clears) the ISR after the line fired, which
@@ -198,97 +196,4 @@ func (t *Transport) ackINTx(line virtio.Interrupt) uint8 {
 		}
 	}
 	return isr
-}
-
-// sharedLine fans one interrupt (the INTx line, or an MSI-X vector the
-// queues share) out to several Interrupts. There is no goroutine of its
-// own: whichever waiter finds nobody waiting on the line waits on it, calls
-// ack (for INTx, reading the ISR, which acknowledges the device and
-// deasserts the line), marks the interrupts the returned bits concern as
-// pending, and wakes the other waiters.
-type sharedLine struct {
-	// line is the platform's interrupt.
-	line virtio.Interrupt
-	// ack returns the ISR-style bits saying what the interrupt was for.
-	ack func() uint8
-
-	// mu guards the fields below.
-	mu sync.Mutex
-	// waiting is set while a waiter is inside line.Wait.
-	waiting bool
-	// wake is closed (and replaced) each time the line waiter returns.
-	wake chan struct{}
-	// pending holds, per Interrupt, an interrupt not yet returned by Wait.
-	pending []bool
-	// bits holds, per Interrupt, the ISR bits that concern it: bit 0 for
-	// every queue, bit 1 for the configuration.
-	bits []uint8
-}
-
-// newSharedLine returns a shared line with n Interrupts, each concerned by
-// ISR bit 0 (queues) until told otherwise.
-func newSharedLine(line virtio.Interrupt, n int, ack func() uint8) *sharedLine {
-	s := &sharedLine{line: line, ack: ack, wake: make(chan struct{}), pending: make([]bool, n), bits: make([]uint8, n)}
-	for i := range s.bits {
-		s.bits[i] = isrQueue
-	}
-	return s
-}
-
-// lineInterrupt is one virtio.Interrupt on a shared line.
-type lineInterrupt struct {
-	// s is the shared line.
-	s *sharedLine
-	// idx is this interrupt's slot in s.pending and s.bits.
-	idx int
-}
-
-// Wait implements virtio.Interrupt.
-func (li *lineInterrupt) Wait(ctx context.Context) error {
-	s := li.s
-	for {
-		s.mu.Lock()
-		if s.pending[li.idx] {
-			s.pending[li.idx] = false
-			s.mu.Unlock()
-			return nil
-		}
-		if !s.waiting {
-			s.waiting = true
-			s.mu.Unlock()
-			err := s.line.Wait(ctx)
-			var isr uint8
-			if err == nil {
-				isr = s.ack()
-			}
-			s.mu.Lock()
-			s.waiting = false
-			s.fire(isr)
-			close(s.wake)
-			s.wake = make(chan struct{})
-			s.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		wake := s.wake
-		s.mu.Unlock()
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// fire marks pending every interrupt whose bits are in isr. Called with
-// s.mu held. Every queue shares ISR bit 0: a driver polls all its queues
-// when one fires.
-func (s *sharedLine) fire(isr uint8) {
-	for i, b := range s.bits {
-		if isr&b != 0 {
-			s.pending[i] = true
-		}
-	}
 }

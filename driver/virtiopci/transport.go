@@ -35,11 +35,8 @@ var (
 // noVector is VIRTIO_MSI_NO_VECTOR: no MSI-X vector for this source.
 const noVector uint16 = 0xFFFF
 
-// ISR status bits (virtio 1.2 §4.1.4.5).
-const (
-	isrQueue  uint8 = 1 << 0 // a used buffer notification
-	isrConfig uint8 = 1 << 1 // a configuration change
-)
+// The ISR status bits (virtio 1.2 §4.1.4.5) are virtio.InterruptUsedBuffer
+// and virtio.InterruptConfig, shared with virtio-mmio.
 
 // Options adjust Open.
 type Options struct {

@@ -59,7 +59,7 @@ func main() {
 		log.Fatalf("httpd: %v", err)
 	}
 	expvar.Publish("virtionet", expvar.Func(func() any { return n.Device.Stats() }))
-	expvar.Publish("transport", expvar.Func(func() any { return n.Transport.Stats() }))
+	expvar.Publish("transport", expvar.Func(func() any { return n.TransportStats() }))
 	expvar.Publish("network", expvar.Func(func() any {
 		return map[string]any{"Address": n.CurrentAddress().String(), "LeaseRenewals": n.LeaseRenewals(),
 			"CongestionRestarts": n.CongestionRestarts()}
@@ -78,7 +78,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "govirtio httpd\ndevice %s\ninterface %s, interrupts %s\nfeatures %s\nMTU %d, MAC %s, link %s\naddress %s\n",
-			n.PCI, map[bool]string{true: "legacy", false: "modern"}[n.Transport.Legacy()], n.Transport.InterruptMode(),
+			n.Where(), map[bool]string{true: "legacy", false: "modern"}[n.Legacy()], n.InterruptMode(),
 			virtionet.FeatureString(n.Device.Features()), n.Device.MTU(), n.Device.LinkAddress(),
 			map[bool]string{true: "up", false: "down"}[n.Device.LinkUp()], n.Address)
 	})

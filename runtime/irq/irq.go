@@ -45,6 +45,14 @@ func INTx(gsi int) (*Line, error) {
 	return open(fmt.Sprintf("/dev/intx/%d", gsi), 0, gsi)
 }
 
+// Level routes I/O APIC input gsi as a level-triggered, active-high line
+// (a device on no bus, as virtio-mmio devices are on QEMU's microvm and
+// Firecracker) to a vector and returns its Line. Rearm after each
+// interrupt, once the device is acknowledged.
+func Level(gsi int) (*Line, error) {
+	return open(fmt.Sprintf("/dev/gsi/%d", gsi), 0, gsi)
+}
+
 func open(path string, vector uint8, gsi int) (*Line, error) {
 	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -105,8 +113,8 @@ func (l *Line) Wait(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
-// Rearm unmasks an INTx line after the driver acknowledged its device; it
-// does nothing for MSI lines.
+// Rearm unmasks an INTx or Level line after the driver acknowledged its
+// device; it does nothing for MSI lines.
 func (l *Line) Rearm() error {
 	if l.gsi < 0 {
 		return nil

@@ -85,7 +85,8 @@ func selfIPI(vector uint8) {
 // initInterruptControllers masks the legacy PICs, enables the LAPIC and
 // calibrates its timer against the TSC.
 func initInterruptControllers() {
-	// ICW1-4: remap the PICs to picBase and mask every line.
+	// ICW1-4: remap the PICs to picBase and mask every line. (QEMU's
+	// microvm with pic=off has none; the writes then go nowhere.)
 	for _, w := range [...][2]uint16{
 		{0x20, 0x11}, {0xa0, 0x11}, {0x21, picBase}, {0xa1, picBase + 8},
 		{0x21, 4}, {0xa1, 2}, {0x21, 1}, {0xa1, 1}, {0x21, 0xff}, {0xa1, 0xff},
@@ -108,7 +109,7 @@ func initInterruptControllers() {
 	lapicWrite(lapicDivide, divideBy1)
 
 	// Count down from the maximum for 10 ms of TSC, reading both clocks
-	// together at the window's ends (see calibrateTSC).
+	// together at the window's ends (see tscFromPIT).
 	lapicWrite(lapicLVTTimer, lvtMasked|vectorTimer)
 	lapicWrite(lapicInitCnt, 0xffffffff)
 	readCount := func() uint64 { return uint64(lapicRead(lapicCurCnt)) }

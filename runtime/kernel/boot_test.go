@@ -261,3 +261,81 @@ func TestBootClockKeepsHostTime(t *testing.T) {
 		t.Errorf("the guest's clock ran at %.2f of the host's (guest %v, host %v)", r, guest, host)
 	}
 }
+
+// TestBootClockOnMicrovm boots QEMU's microvm machine, which has no PCI
+// bus and, with pit=off, no PIT either (and under TCG no CPUID frequency
+// leaves): the kernel must say which source calibrated its TSC, hello must
+// report an elapsed time and a wall clock inside what the host saw, and a
+// 2 s sleep must last about 2 s of host time. (Calibrated as on q35,
+// microvm with pit=off read minutes of uptime after half a second, or hung
+// without an RTC.)
+//
+// The bounds are causal where they can be, so that a loaded host (other
+// QEMUs, the other packages' tests) cannot fail them: whatever the guest
+// measures happened between QEMU's start and the host seeing the line.
+// Only the lower bound on the sleep depends on how fast the host notices
+// the guest's output, and it is generous.
+func TestBootClockOnMicrovm(t *testing.T) {
+	hello := boottest.BuildImage(t, "examples/hello")
+	bootcheck := boottest.BuildImage(t, "runtime/kernel/testdata/bootcheck")
+	for _, tc := range []struct {
+		machine, source string
+	}{
+		{"microvm", "PIT"},
+		{"microvm,pit=off", "RTC periodic interrupt"},
+	} {
+		t.Run(tc.machine, func(t *testing.T) {
+			hostStart := time.Now()
+			g := boottest.Start(t, hello, "-M", tc.machine)
+			g.WaitFor(`hello: ok`, time.Minute)
+			hostEnd := time.Now()
+			out := g.Output()
+			if !regexp.MustCompile(`kernel: TSC \d+ MHz from ` + regexp.QuoteMeta(tc.source) + `\n`).MatchString(out) {
+				t.Errorf("no \"kernel: TSC ... MHz from %s\" line naming the clock source", tc.source)
+			}
+			m := regexp.MustCompile(`hello: (\S+) since boot, wall clock (\S+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no elapsed time in hello's output")
+			}
+			guest, err := time.ParseDuration(m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			// hello's interval lies inside the host's, and it sleeps 30 ms
+			// of timers in it.
+			host := hostEnd.Sub(hostStart)
+			t.Logf("hello: %v since main, host %v since QEMU started", guest, host)
+			if guest > host || guest < 30*time.Millisecond {
+				t.Errorf("hello reports %v since boot; the host saw %v pass", guest, host)
+			}
+			// The RTC counts whole seconds from QEMU's start; the guest
+			// adds its TSC time to it.
+			wall, err := time.Parse(time.RFC3339, m[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wall.Before(hostStart.Add(-2*time.Second)) || wall.After(hostEnd.Add(2*time.Second)) {
+				t.Errorf("wall clock %v outside the host's %v..%v", wall, hostStart, hostEnd)
+			}
+
+			hostStart = time.Now()
+			g = boottest.Start(t, bootcheck, "-M", tc.machine, "-append", "sleep")
+			g.WaitFor(`bootcheck: sleeping`, time.Minute)
+			sleeping := time.Now()
+			line := g.WaitFor(`bootcheck: slept \d+ ns`, time.Minute)
+			hostEnd = time.Now()
+			ns, err := strconv.ParseInt(regexp.MustCompile(`\d+`).FindString(line), 10, 64)
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			guestSleep, hostSleep := time.Duration(ns), hostEnd.Sub(sleeping)
+			t.Logf("2 s sleep: guest %v, host %v (%v since QEMU started)", guestSleep, hostSleep, hostEnd.Sub(hostStart))
+			if guestSleep < 2*time.Second || guestSleep > hostEnd.Sub(hostStart) {
+				t.Errorf("a 2 s sleep read as %v in the guest, inside %v of the host's", guestSleep, hostEnd.Sub(hostStart))
+			}
+			if r := float64(guestSleep) / float64(hostSleep); r < 0.5 {
+				t.Errorf("the guest's clock ran at %.2f of the host's (guest %v, host %v)", r, guestSleep, hostSleep)
+			}
+		})
+	}
+}

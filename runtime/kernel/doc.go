@@ -81,8 +81,13 @@
 //
 // # Clock
 //
-// The TSC, calibrated at boot against the PIT (and the LAPIC timer against
-// the TSC) by paired reads of both clocks, is the clock. The program reads
+// The TSC is the clock. Its rate comes at boot from the first source the
+// machine has (time.go): CPUID leaf 0x15 or the hypervisor's 0x40000010;
+// else a measurement against the PIT; else against the RTC's periodic flag
+// (QEMU's microvm with pit=off, where TCG's CPU states no frequency); else
+// CPUID 0x16's nominal base frequency. The console says which ("kernel:
+// TSC N MHz from ..."). The LAPIC timer is calibrated against the TSC.
+// Measurements pair reads of both clocks. The program reads
 // it without a system call through a vDSO (vdso.go): AT_SYSINFO_EHDR
 // points at a minimal ELF image exporting __vdso_clock_gettime, which Go's
 // runtime uses for time.Now and its timers.

@@ -49,7 +49,7 @@ type file struct {
 	kind     uint8
 	nonblock bool
 	vector   uint8                  // fileIRQ: the interrupt vector
-	gsi      int8                   // fileIRQ on an INTx line: its GSI, masked when it fires; else -1
+	gsi      int8                   // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
 	counter  uint64                 // eventfd counter; interrupts not yet read
 	fired    uint64                 // fileIRQ: interrupts since the open (see InterruptCount); atomic
 	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
@@ -331,19 +331,26 @@ func eventfdWrite(f *file, fd int64, buf, n uint64) int64 {
 //   - /dev/irq/N: vector N (vectorMSIFirst..vectorMSILast), for MSI and
 //     MSI-X, which are edge-triggered;
 //   - /dev/intx/G: the level-triggered PCI INTx line on I/O APIC input G,
-//     routed to vector vectorINTxBase+G. The kernel masks the line each
-//     time it fires (the device keeps it asserted until the driver
-//     acknowledges it); writing to the file unmasks it again.
+//     active low, routed to vector vectorINTxBase+G. The kernel masks the
+//     line each time it fires (the device keeps it asserted until the
+//     driver acknowledges it); writing to the file unmasks it again.
+//   - /dev/gsi/G: the same for a level-triggered, active-high line, as
+//     devices on no bus have (virtio-mmio on QEMU's microvm, whose DSDT
+//     describes those lines as level, active high).
 func openDevice(name []byte, flags uint64) int64 {
 	n, ok := parseSuffix(name, "/dev/irq/")
 	gsi := -1
+	activeHigh := false
 	switch {
 	case ok && n >= vectorMSIFirst && n <= vectorMSILast:
 	case ok:
 		return -eINVAL
 	default:
 		if n, ok = parseSuffix(name, "/dev/intx/"); !ok {
-			return -eNOENT
+			if n, ok = parseSuffix(name, "/dev/gsi/"); !ok {
+				return -eNOENT
+			}
+			activeHigh = true
 		}
 		if n >= ioapicEntries {
 			return -eINVAL
@@ -363,6 +370,7 @@ func openDevice(name []byte, flags uint64) int64 {
 	files[fd].gsi = int8(gsi)
 	files[fd].nonblock = flags&oNonblock != 0
 	if gsi >= 0 {
+		gsiActiveHigh[gsi] = activeHigh
 		routeGSI(gsi, false)
 	}
 	return fd

@@ -1,9 +1,11 @@
 package kernel
 
-// The I/O APIC routes the legacy INTx lines of PCI devices (82093AA
-// datasheet; QEMU's q35 and pc machines have one at 0xFEC00000 with 24
-// inputs, GSI 0-23). Each GSI used by a device gets vector
-// vectorINTxBase+GSI; all entries start masked.
+// The I/O APIC routes the legacy INTx lines of PCI devices and the lines
+// of devices on no bus, such as virtio-mmio (82093AA datasheet; QEMU's q35,
+// pc and microvm machines have one at 0xFEC00000 with 24 inputs, GSI 0-23;
+// microvm with ACPI on adds a second one, which is not used here). Each
+// GSI used by a device gets vector vectorINTxBase+GSI; all entries start
+// masked.
 const (
 	ioapicDefaultBase = 0xfec00000
 	ioapicRegSel      = 0x00
@@ -22,6 +24,9 @@ const (
 var (
 	ioapicBase    uint64
 	ioapicEntries int
+	// gsiActiveHigh marks the inputs whose device drives them active high
+	// (opened as /dev/gsi/G); the others are PCI INTx lines, active low.
+	gsiActiveHigh [maxGSI]bool
 )
 
 func ioapicRead(reg uint32) uint32 {
@@ -50,13 +55,17 @@ func initIOAPIC() {
 	}
 }
 
-// routeGSI points gsi at its vector and this CPU, level-triggered and
-// active-low as PCI INTx lines are, masked or not.
+// routeGSI points gsi at its vector and this CPU, level-triggered, active
+// low as PCI INTx lines are unless gsiActiveHigh says otherwise, masked or
+// not.
 func routeGSI(gsi int, masked bool) {
 	if gsi < 0 || gsi >= ioapicEntries {
 		return
 	}
-	lo := uint32(vectorINTxBase+gsi) | redirLevel | redirActiveLow
+	lo := uint32(vectorINTxBase+gsi) | redirLevel
+	if !gsiActiveHigh[gsi] {
+		lo |= redirActiveLow
+	}
 	if masked {
 		lo |= redirMasked
 	}

@@ -7,8 +7,22 @@ import (
 	"github.com/govirtio/govirtio/runtime/cpu"
 )
 
-// The 8254 PIT (channel 2, gated through port 0x61) calibrates the TSC.
+// The TSC is the clock; at boot its rate comes from the first of these
+// sources the machine has (see calibrateTSC).
 const (
+	// CPUID leaf 0x15 (Intel SDM vol. 2A, CPUID "Time Stamp Counter and
+	// Nominal Core Crystal Clock Information"): TSC = crystal * EBX/EAX.
+	cpuidLeafTSC = 0x15
+	// CPUID leaf 0x16: processor base frequency in MHz (EAX).
+	cpuidLeafFreq = 0x16
+	// Hypervisor leaves (0x40000000: max leaf and vendor); 0x40000010
+	// is the timing leaf VMware defined and QEMU/KVM and others follow:
+	// EAX = TSC frequency in kHz.
+	cpuidHypervisorBase   = 0x40000000
+	cpuidHypervisorTiming = 0x40000010
+	cpuidHypervisorBit    = 1 << 31 // CPUID.1:ECX bit 31: running under a hypervisor
+
+	// The 8254 PIT (channel 2, gated through port 0x61).
 	pitHz       = 1193182
 	pitCh2      = 0x42
 	pitCmd      = 0x43
@@ -17,6 +31,27 @@ const (
 	// calibTicks is the calibration window: 10 ms of PIT ticks, well
 	// inside the counter's 55 ms wrap.
 	calibTicks = pitHz / 100
+	// pitProbeReads is how many paired reads of an unchanged count mean
+	// there is no PIT: the count moves every 0.84 µs and one paired read
+	// (several port accesses, each an exit to the VMM) takes longer.
+	pitProbeReads = 1000
+
+	// The MC146818 RTC's periodic interrupt flag (register C bit 6, PF)
+	// at rate select 6 of register A: 32768 Hz >> 5 = 1024 Hz. QEMU sets
+	// PF only while register B's PIE bit is on.
+	cmosIndex     = 0x70 // CMOS register select port
+	cmosData      = 0x71 // CMOS data port
+	rtcRegA       = 0x0a
+	rtcRegB       = 0x0b
+	rtcRegC       = 0x0c
+	rtcRateSelect = 6
+	rtcPeriodicHz = 32768 >> (rtcRateSelect - 1)
+	rtcRegBPIE    = 1 << 6
+	rtcRegCPF     = 1 << 6
+	rtcRegAUIP    = 1 << 7 // update in progress
+	// rtcCalibPeriods is the RTC window: 10 periods, about 9.8 ms.
+	rtcCalibPeriods = 10
+
 	// pairReads is how many times each reading of two clocks is tried;
 	// the one taken closest together in TSC ticks is kept.
 	pairReads = 5
@@ -29,12 +64,78 @@ var (
 	wallBase int64  // Unix time in ns at nanotime 0 (from the RTC)
 )
 
-// calibrateTSC measures the TSC rate against the PIT over one window,
+// calibrateTSC sets the TSC rate from the first source that works, most
+// exact first: what the CPU (CPUID 0x15, crystal and ratio) or the
+// hypervisor (0x40000010) states; else a measurement against the PIT;
+// else against the RTC's periodic flag (QEMU's microvm with pit=off under
+// TCG, whose CPU states no frequency, has nothing else); else the nominal
+// base frequency of CPUID 0x16, which is the TSC's rate only to within
+// some tenths of a percent (minutes a day), so a measurement comes first.
+// It prints the rate and its source.
+func calibrateTSC() {
+	hz, src := tscFromCPUID()
+	if hz == 0 {
+		hz, src = tscFromPIT(), "PIT"
+	}
+	if hz == 0 {
+		hz, src = tscFromRTC(), "RTC periodic interrupt"
+	}
+	if hz == 0 {
+		hz, src = tscFromBaseFrequency(), "CPUID 0x16 base frequency"
+	}
+	if hz == 0 {
+		hz, src = 1e9, "nothing (no CPUID TSC leaf, PIT or RTC): assumed"
+	}
+	console.Print("kernel: TSC ")
+	console.PrintDec(hz / 1e6)
+	console.Print(" MHz from ")
+	console.Print(src)
+	console.Print("\n")
+	setTSCRate(hz)
+}
+
+// tscFromCPUID returns the TSC rate the CPU (leaf 0x15) or the hypervisor
+// (leaf 0x40000010) states, and which leaf said so; 0 when none does. A
+// leaf is read only when the maximum leaf covers it: under TCG, QEMU's
+// "max" CPU is AMD-flavoured with a maximum basic leaf of 0xd, and a leaf
+// past the maximum returns the highest leaf's data, not zeros.
+func tscFromCPUID() (uint64, string) {
+	if maxLeaf, _, _, _ := cpu.CPUID(0, 0); maxLeaf >= cpuidLeafTSC {
+		den, num, crystal, _ := cpu.CPUID(cpuidLeafTSC, 0)
+		if den != 0 && num != 0 && crystal != 0 {
+			return uint64(crystal) * uint64(num) / uint64(den), "CPUID 0x15"
+		}
+	}
+	if _, _, ecx, _ := cpu.CPUID(1, 0); ecx&cpuidHypervisorBit != 0 {
+		if max, _, _, _ := cpu.CPUID(cpuidHypervisorBase, 0); max >= cpuidHypervisorTiming && max < cpuidHypervisorBase+0x10000 {
+			if khz, _, _, _ := cpu.CPUID(cpuidHypervisorTiming, 0); khz != 0 {
+				return uint64(khz) * 1000, "CPUID 0x40000010"
+			}
+		}
+	}
+	return 0, ""
+}
+
+// tscFromBaseFrequency returns CPUID leaf 0x16's processor base frequency,
+// the nominal TSC rate of the processors that report it (Intel SDM vol.
+// 3B §18.7.3), or 0.
+func tscFromBaseFrequency() uint64 {
+	if maxLeaf, _, _, _ := cpu.CPUID(0, 0); maxLeaf >= cpuidLeafFreq {
+		if mhz, _, _, _ := cpu.CPUID(cpuidLeafFreq, 0); mhz != 0 && mhz < 100_000 {
+			return uint64(mhz) * 1e6
+		}
+	}
+	return 0
+}
+
+// tscFromPIT measures the TSC rate against the PIT over one window,
 // reading both clocks together at its start and at its end, so that time
 // the virtual CPU spends descheduled on the host lengthens both alike.
 // (Polling for the end of a fixed PIT interval instead charged a late look
-// to the TSC alone, and the clock then ran slow for the whole boot.)
-func calibrateTSC() {
+// to the TSC alone, and the clock then ran slow for the whole boot.) It
+// returns 0 when the count does not move: no PIT (microvm's pit=off reads
+// 0xff from its ports).
+func tscFromPIT() uint64 {
 	gate := cpu.In8(pitGatePort)
 	cpu.Out8(pitGatePort, (gate&^0x02)|0x01) // gate on, speaker off
 	cpu.Out8(pitCmd, 0xb0)                   // ch 2, lo/hi byte, mode 0
@@ -43,14 +144,15 @@ func calibrateTSC() {
 	tsc0, pit0 := readWithTSC(readPIT)
 	tsc1, pit1 := tsc0, pit0
 	for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
+		if pit1 == pit0 && spins > pitProbeReads {
+			return 0
+		}
 		if spins > 1<<24 {
-			console.Print("kernel: PIT does not count; assuming a 1 GHz TSC\n")
-			setTSCRate(1e9)
-			return
+			return 0
 		}
 		tsc1, pit1 = readWithTSC(readPIT)
 	}
-	setTSCRate((tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1)))
+	return (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
 }
 
 // readPIT latches and reads PIT channel 2's count.
@@ -59,6 +161,63 @@ func readPIT() uint64 {
 	lo := cpu.In8(pitCh2)
 	hi := cpu.In8(pitCh2)
 	return uint64(hi)<<8 | uint64(lo)
+}
+
+// tscFromRTC measures the TSC rate against the RTC's periodic flag over
+// rtcCalibPeriods periods: the TSC is read as each period ends (PF is set
+// and cleared by reading register C), so the window starts and ends on a
+// period boundary. The interrupt the flag also raises reaches nobody: the
+// I/O APIC's entries are masked at reset and interrupts are off. It
+// returns 0 without an RTC (registers read 0xff) or when the flag never
+// comes.
+func tscFromRTC() uint64 {
+	a := rtcRead(rtcRegA)
+	if a == 0xff {
+		return 0
+	}
+	b := rtcRead(rtcRegB)
+	rtcWrite(rtcRegA, a&0xf0|rtcRateSelect)
+	rtcWrite(rtcRegB, b|rtcRegBPIE)
+	rtcRead(rtcRegC)
+	defer func() {
+		rtcWrite(rtcRegB, b)
+		rtcWrite(rtcRegA, a)
+		rtcRead(rtcRegC)
+	}()
+	// waitPeriod returns the TSC as the next period ends; 0 if none does
+	// within about 100 ms worth of reads.
+	waitPeriod := func() uint64 {
+		for spins := 0; spins < 1<<20; spins++ {
+			t0 := cpu.RDTSC()
+			if rtcRead(rtcRegC)&rtcRegCPF != 0 {
+				t1 := cpu.RDTSC()
+				return t0 + (t1-t0)/2
+			}
+		}
+		return 0
+	}
+	if waitPeriod() == 0 { // align to a period boundary
+		return 0
+	}
+	tsc0 := waitPeriod()
+	tsc1 := tsc0
+	for range rtcCalibPeriods {
+		if tsc1 = waitPeriod(); tsc1 == 0 {
+			return 0
+		}
+	}
+	return (tsc1 - tsc0) * rtcPeriodicHz / rtcCalibPeriods
+}
+
+// rtcRead reads CMOS register reg; rtcWrite writes it.
+func rtcRead(reg uint8) uint8 {
+	cpu.Out8(cmosIndex, reg)
+	return cpu.In8(cmosData)
+}
+
+func rtcWrite(reg, v uint8) {
+	cpu.Out8(cmosIndex, reg)
+	cpu.Out8(cmosData, v)
 }
 
 // readWithTSC returns the TSC and what read returns at (nearly) the same
@@ -94,18 +253,24 @@ func nanotime() int64 {
 	return int64(hi<<32 | lo>>32)
 }
 
-// readRTC reads the CMOS real-time clock as Unix nanoseconds.
+// readRTC reads the CMOS real-time clock as Unix nanoseconds; 0 (the
+// epoch) when there is no RTC: QEMU's microvm under KVM has none by
+// default, and its absent ports read 0xff.
 func readRTC() int64 {
-	rd := func(reg uint8) uint8 {
-		cpu.Out8(0x70, reg)
-		return cpu.In8(0x71)
+	rd := rtcRead
+	if rd(rtcRegA) == 0xff && rd(rtcRegB) == 0xff {
+		console.Print("kernel: no RTC; the wall clock starts at 1970-01-01\n")
+		return 0
 	}
-	for rd(0x0a)&0x80 != 0 { // update in progress
+	for spins := 0; rd(rtcRegA)&rtcRegAUIP != 0; spins++ { // update in progress
+		if spins > 1<<20 {
+			break
+		}
 	}
 	sec, min, hour := rd(0x00), rd(0x02), rd(0x04)
 	day, mon, year := rd(0x07), rd(0x08), rd(0x09)
 	century := rd(0x32)
-	if rd(0x0b)&0x04 == 0 { // BCD
+	if rd(rtcRegB)&0x04 == 0 { // BCD
 		bcd := func(v uint8) uint8 { return v&0x0f + (v>>4)*10 }
 		sec, min, hour = bcd(sec), bcd(min), bcd(hour&0x7f)
 		day, mon, year, century = bcd(day), bcd(mon), bcd(year), bcd(century)
