@@ -78,6 +78,7 @@ var matrix = []struct {
 	// 7.2 gives virtio-mmio the legacy layout unless told otherwise.
 	{"microvm virtio-mmio legacy", []string{"-M", "microvm"}, []string{"device virtio-mmio v1", "interface legacy", "interrupts line 12"}, []string{"VERSION_1"}, false},
 	{"microvm virtio-mmio modern", []string{"-M", "microvm", "-dev", "modern"}, []string{"device virtio-mmio v2", "interface modern", "VERSION_1", "interrupts line 12"}, nil, false},
+	{"microvm virtio-mmio packed=on", []string{"-M", "microvm", "-dev", "modern", "-props", "packed=on"}, []string{"device virtio-mmio v2", "RING_PACKED"}, nil, true},
 }
 
 func TestHTTPOverVirtioNet(t *testing.T) {
