@@ -146,6 +146,8 @@ func TestBootBehaviour(t *testing.T) {
 			[]string{`DMA, registers and ports work`, `bootcheck: machine ok`}},
 		{"the clock is read through the vDSO, without system calls", []string{"-append", "clock"}, 0,
 			[]string{`bootcheck: clock ok`}},
+		{"GOMEMLIMIT counts the bss the kernel gives back (64 MiB: over 40)", []string{"-m", "64M", "-append", "memlimit"}, 0,
+			[]string{`bootcheck: memory limit ([4-9][0-9]|[1-9][0-9][0-9]) MiB`, `bootcheck: memlimit ok`}},
 		{"unrecovered panic exits non-zero", []string{"-append", "panic"}, 2,
 			[]string{`panic: bootcheck: deliberate panic`, `goroutine 1`}},
 	}

@@ -132,8 +132,11 @@ func isEnvWord(w []byte) bool {
 
 // memLimit is the soft memory limit offered to the Go runtime: the free
 // RAM, less room for page tables and kernel use (1/16, at least 4 MiB).
+// The free RAM counts the bss pages releaseZeroBSS gives back just after
+// the initial stack is built (for httpd at -m 64M the limit was 13 MiB
+// without them, instead of about 45, and the collector ran all the time).
 func memLimit() uint64 {
-	free := uint64(frames.Free()) * 4096
+	free := uint64(frames.Free())*4096 + zeroBSSEstimate()
 	reserve := free / 16
 	if reserve < 4<<20 {
 		reserve = 4 << 20

@@ -172,36 +172,8 @@ func inLazyBSS(va uint64) bool { return va >= lazyLo && va < lazyHi }
 // those the trap path touches before it can take a fault (the kernel
 // stacks, the XSAVE areas, the thread table).
 func releaseZeroBSS() {
-	lazyLo = (bssStart() + mem.PageSize - 1) &^ (mem.PageSize - 1)
-	lazyHi = imageEnd() &^ (mem.PageSize - 1)
-	// What the trap entry and exit (assembly) and the nested-fault path
-	// (trap -> faultIn -> allocZeroed) touch must stay resident: a fault
-	// there could not be taken.
-	k := func(p unsafe.Pointer, n uintptr) [2]uint64 { return [2]uint64{addrOf(p), uint64(n)} }
-	keep := [...][2]uint64{
-		k(unsafe.Pointer(&kernelStacks), unsafe.Sizeof(kernelStacks)),
-		k(unsafe.Pointer(&xsaveStore), unsafe.Sizeof(xsaveStore)),
-		k(unsafe.Pointer(&threads), unsafe.Sizeof(threads)),
-		k(unsafe.Pointer(&kernelTLS), unsafe.Sizeof(kernelTLS)),
-		k(unsafe.Pointer(&kernelG), unsafe.Sizeof(kernelG)),
-		k(unsafe.Pointer(&kernelFS), unsafe.Sizeof(kernelFS)),
-		k(unsafe.Pointer(&trapStackTop), unsafe.Sizeof(trapStackTop)),
-		k(unsafe.Pointer(&syscallSP), unsafe.Sizeof(syscallSP)),
-		k(unsafe.Pointer(&trapDepth), unsafe.Sizeof(trapDepth)),
-		k(unsafe.Pointer(&scratchAX), unsafe.Sizeof(scratchAX)),
-		k(unsafe.Pointer(&scratchBX), unsafe.Sizeof(scratchBX)),
-		k(unsafe.Pointer(&nestedXsave), unsafe.Sizeof(nestedXsave)),
-		k(unsafe.Pointer(&curXsave), unsafe.Sizeof(curXsave)),
-		k(unsafe.Pointer(&curFS), unsafe.Sizeof(curFS)),
-		k(unsafe.Pointer(&xcr0), unsafe.Sizeof(xcr0)),
-		k(unsafe.Pointer(&physOffset), unsafe.Sizeof(physOffset)),
-		k(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
-		k(unsafe.Pointer(&pageTable), unsafe.Sizeof(pageTable)),
-		k(unsafe.Pointer(&lazyLo), unsafe.Sizeof(lazyLo)),
-		k(unsafe.Pointer(&lazyHi), unsafe.Sizeof(lazyHi)),
-		k(unsafe.Pointer(&nxEnabled), unsafe.Sizeof(nxEnabled)),
-		k(unsafe.Pointer(&bitmapStore), uintptr(frames.Limit()/mem.PageSize/8)),
-	}
+	lazyLo, lazyHi = lazyBSSRange()
+	keep := residentBSS()
 	for _, k := range keep {
 		if k[0]+k[1] > ramTop {
 			console.Print("kernel: the kernel's own data does not fit in RAM: give the machine more memory (-m)\n")
@@ -227,6 +199,61 @@ page:
 		}
 		invalidatePage(uintptr(p))
 		frames.Release(frame)
+	}
+}
+
+// lazyBSSRange is the page-aligned part of the bss that becomes demand-zero.
+func lazyBSSRange() (lo, hi uint64) {
+	return (bssStart() + mem.PageSize - 1) &^ (mem.PageSize - 1), imageEnd() &^ (mem.PageSize - 1)
+}
+
+// zeroBSSEstimate is about how many bytes releaseZeroBSS will give back:
+// the pages of the lazy bss range that RAM backs, less those kept
+// resident. The kernel's other variables there are counted too (a few
+// hundred KiB, still resident); the program's are all zero before it runs.
+func zeroBSSEstimate() uint64 {
+	lo, hi := lazyBSSRange()
+	hi = min(hi, ramTop)
+	if hi <= lo {
+		return 0
+	}
+	n := hi - lo
+	for _, k := range residentBSS() {
+		if a, b := max(k[0]&^(mem.PageSize-1), lo), min(k[0]+k[1], hi); a < b {
+			n -= min(n, (b-a+mem.PageSize-1)&^(mem.PageSize-1))
+		}
+	}
+	return n
+}
+
+// residentBSS lists what the trap entry and exit (assembly) and the
+// nested-fault path (trap -> faultIn -> allocZeroed) touch: it must stay
+// resident, since a fault there could not be taken.
+func residentBSS() [22][2]uint64 {
+	k := func(p unsafe.Pointer, n uintptr) [2]uint64 { return [2]uint64{addrOf(p), uint64(n)} }
+	return [...][2]uint64{
+		k(unsafe.Pointer(&kernelStacks), unsafe.Sizeof(kernelStacks)),
+		k(unsafe.Pointer(&xsaveStore), unsafe.Sizeof(xsaveStore)),
+		k(unsafe.Pointer(&threads), unsafe.Sizeof(threads)),
+		k(unsafe.Pointer(&kernelTLS), unsafe.Sizeof(kernelTLS)),
+		k(unsafe.Pointer(&kernelG), unsafe.Sizeof(kernelG)),
+		k(unsafe.Pointer(&kernelFS), unsafe.Sizeof(kernelFS)),
+		k(unsafe.Pointer(&trapStackTop), unsafe.Sizeof(trapStackTop)),
+		k(unsafe.Pointer(&syscallSP), unsafe.Sizeof(syscallSP)),
+		k(unsafe.Pointer(&trapDepth), unsafe.Sizeof(trapDepth)),
+		k(unsafe.Pointer(&scratchAX), unsafe.Sizeof(scratchAX)),
+		k(unsafe.Pointer(&scratchBX), unsafe.Sizeof(scratchBX)),
+		k(unsafe.Pointer(&nestedXsave), unsafe.Sizeof(nestedXsave)),
+		k(unsafe.Pointer(&curXsave), unsafe.Sizeof(curXsave)),
+		k(unsafe.Pointer(&curFS), unsafe.Sizeof(curFS)),
+		k(unsafe.Pointer(&xcr0), unsafe.Sizeof(xcr0)),
+		k(unsafe.Pointer(&physOffset), unsafe.Sizeof(physOffset)),
+		k(unsafe.Pointer(&frames), unsafe.Sizeof(frames)),
+		k(unsafe.Pointer(&pageTable), unsafe.Sizeof(pageTable)),
+		k(unsafe.Pointer(&lazyLo), unsafe.Sizeof(lazyLo)),
+		k(unsafe.Pointer(&lazyHi), unsafe.Sizeof(lazyHi)),
+		k(unsafe.Pointer(&nxEnabled), unsafe.Sizeof(nxEnabled)),
+		k(unsafe.Pointer(&bitmapStore), uintptr(frames.Limit()/mem.PageSize/8)),
 	}
 }
 
