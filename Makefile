@@ -26,7 +26,7 @@ NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:
 MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
 
-.PHONY: run image test vet bench bench-linux clean FORCE
+.PHONY: run image test vet bench bench-linux soak clean FORCE
 .SECONDARY:
 
 run: $(IMAGE)
@@ -57,6 +57,11 @@ bench:
 
 bench-linux:
 	./bench/linux-compare.sh $(BENCHFLAGS)
+
+# SOAK is how long `make soak` keeps httpd busy (network/soak_test.go).
+SOAK ?= 10m
+soak:
+	GOVIRTIO_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -timeout 0 -v ./network
 
 clean:
 	rm -rf $(BUILD)
