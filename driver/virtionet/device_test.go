@@ -436,3 +436,56 @@ func TestOpenDeclinesAnMTUBelowTheMinimum(t *testing.T) {
 		t.Errorf("MTU %d, want the default %d", d.MTU(), DefaultMTU)
 	}
 }
+
+// A device that stops returning TX buffers (here a legacy one broken
+// without a word: no DEVICE_NEEDS_RESET to recover on) costs netstack one
+// wait of fullWait once the ring is full; later writes return
+// ErrWouldBlock at once rather than each blocking the stack for fullWait,
+// until the device returns a chain.
+func TestStalledDeviceCostsOneWait(t *testing.T) {
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	dev, err := devmodel.New(devmodel.Config{Mem: mem, Legacy: true, Features: FeatureMAC | FeatureMrgRxbuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	d, err := Open(dev, mem, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.tx.mu.Lock()
+	d.tx.fullWait = time.Second
+	d.tx.mu.Unlock()
+	dev.Break()
+
+	done := make(chan error, 1)
+	go func() {
+		blocked := 0
+		for i := 0; i < 400; i++ {
+			pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(make([]byte, 100))})
+			var pkts stack.PacketBufferList
+			pkts.PushBack(pkt)
+			if _, err := d.WritePackets(pkts); err != nil {
+				blocked++
+			}
+			pkt.DecRef()
+		}
+		if blocked == 0 {
+			done <- errors.New("the ring never filled")
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second): // 300 waits of 1 s would take minutes
+		t.Fatalf("writes to a stalled device kept waiting: %+v", d.Stats())
+	}
+	if s := d.Stats(); s.TxStalls != 1 {
+		t.Errorf("TxStalls %d, want 1", s.TxStalls)
+	}
+}

@@ -34,6 +34,7 @@ type Stats struct {
 	TxCsumOffload     uint64 // of TxPackets, packets with NEEDS_CSUM
 	TxCompleted       uint64 // packets the device returned (and that were released)
 	TxRingFull        uint64 // WritePackets calls that stopped early: ring full (backpressure)
+	TxStalls          uint64 // waits for room that ended with nothing returned; writers then stop waiting until a completion
 	TxDropTooManySegs uint64 // packets with more segments than a chain can hold, even bounced
 	TxBounced         uint64 // packets whose views would not fit a chain, copied into a bounce buffer
 	TxDropPhysError   uint64 // packets whose memory had no physical address
@@ -84,7 +85,7 @@ type counters struct {
 	txPackets, txBytes, txGSOPackets, txCsumOffload, txCompleted         atomic.Uint64 // TX traffic
 	txRingFull, txDropTooManySegs, txDropPhysError                       atomic.Uint64 // TX backpressure and drops
 	txBadLength, txDeviceErrors                                          atomic.Uint64 // TX device violations
-	txBounced, txDropFailed                                              atomic.Uint64 // TX packets bounced; dropped on a failed device
+	txBounced, txDropFailed, txStalls                                    atomic.Uint64 // TX packets bounced; dropped on a failed device; stalls
 	rxRingSize, txRingSize, rxRingInFlight, txRingInFlight               atomic.Uint64 // ring occupancy
 	rxInterrupts, txInterrupts, configInterrupts, rxNotifies, txNotifies atomic.Uint64 // interrupts and notifications
 	rxKicksSuppressed, txKicksSuppressed                                 atomic.Uint64 // notifications suppressed
@@ -105,7 +106,7 @@ func (c *counters) snapshot() Stats {
 		TxPackets: c.txPackets.Load(), TxBytes: c.txBytes.Load(), TxGSOPackets: c.txGSOPackets.Load(),
 		TxCsumOffload: c.txCsumOffload.Load(), TxCompleted: c.txCompleted.Load(), TxRingFull: c.txRingFull.Load(),
 		TxDropTooManySegs: c.txDropTooManySegs.Load(), TxDropPhysError: c.txDropPhysError.Load(),
-		TxBadLength: c.txBadLength.Load(), TxDeviceErrors: c.txDeviceErrors.Load(), TxBounced: c.txBounced.Load(), TxDropFailed: c.txDropFailed.Load(),
+		TxBadLength: c.txBadLength.Load(), TxDeviceErrors: c.txDeviceErrors.Load(), TxBounced: c.txBounced.Load(), TxDropFailed: c.txDropFailed.Load(), TxStalls: c.txStalls.Load(),
 		RxRingSize: c.rxRingSize.Load(), TxRingSize: c.txRingSize.Load(),
 		RxRingInFlight: c.rxRingInFlight.Load(), TxRingInFlight: c.txRingInFlight.Load(),
 		RxInterrupts: c.rxInterrupts.Load(), TxInterrupts: c.txInterrupts.Load(), ConfigInterrupts: c.configInterrupts.Load(),

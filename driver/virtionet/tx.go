@@ -52,9 +52,13 @@ type txRing struct {
 	pending   int                // chains posted since the last Kick
 	fullWait  time.Duration      // how long Write waits for room in a full ring; constant
 	dead      bool               // the device failed for good (recover): packets are dropped
-	notify    func()             // notifies the device of new chains; set by Open
-	faulted   func()             // told of a ring violation that loses chains; set by Open (Device.requestReset)
-	c         *counters          // shared counters
+	// stalled is set when a writer waited fullWait for room and the device
+	// returned nothing meanwhile: later writers do not wait (each would
+	// block netstack for fullWait) until the device returns a chain.
+	stalled bool
+	notify  func()    // notifies the device of new chains; set by Open
+	faulted func()    // told of a ring violation that loses chains; set by Open (Device.requestReset)
+	c       *counters // shared counters
 }
 
 // hdrStride is the size of a header slot: the virtio header and, when the
@@ -137,10 +141,17 @@ func (t *txRing) Write(pkts []*stack.PacketBuffer) (int, tcpip.Error) {
 		}
 		t.c.txRingFull.Add(1)
 		t.publish()
+		if t.stalled {
+			break
+		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(t.fullWait)
 		}
 		if !t.waitSpace(deadline) {
+			// A whole wait without one completion: the device has
+			// stalled.
+			t.stalled = true
+			t.c.txStalls.Add(1)
 			break
 		}
 	}
@@ -357,6 +368,9 @@ func (t *txRing) Reclaim() int {
 func (t *txRing) reclaimLocked() int {
 	n := 0
 	defer func() {
+		if n > 0 {
+			t.stalled = false
+		}
 		if n > 0 && t.waiters > 0 {
 			// Every waiting writer retries, not only the first.
 			close(t.space)
@@ -425,7 +439,7 @@ func (t *txRing) detachLocked() {
 // reset (which leaves interrupts on) and lets waiting writers retry on the
 // empty ring.
 func (t *txRing) restartLocked() {
-	t.pending = 0
+	t.pending, t.stalled = 0, false
 	if t.waiters == 0 {
 		t.q.DisableInterrupts()
 		return
