@@ -73,6 +73,10 @@ type Network struct {
 	// congestionRestarts counts TCP connections given a fresh congestion
 	// state after the link came back (linkup.go).
 	congestionRestarts atomic.Uint64
+	// mem measures memory for the listeners, and acceptWaits counts the
+	// accepts they held back while it was short (listen.go).
+	mem         *memoryGauge
+	acceptWaits atomic.Uint64
 }
 
 // Start finds the first virtio-net device, brings up its driver and a
@@ -117,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 			}
 		}
 	}
-	n := &Network{logf: logf}
+	n := &Network{logf: logf, mem: newMemoryGauge()}
 	t, err := n.openTransport(cfg)
 	if err != nil {
 		return nil, err
@@ -329,6 +333,10 @@ func (n *Network) CurrentAddress() netip.Prefix {
 // (see restartCongestion).
 func (n *Network) CongestionRestarts() uint64 { return n.congestionRestarts.Load() }
 
+// AcceptWaits counts the accepts held back because memory was short or
+// the connections the memory allows were all open (see ListenTCP).
+func (n *Network) AcceptWaits() uint64 { return n.acceptWaits.Load() }
+
 // LeaseRenewals counts the DHCP leases renewed (or rebound) since Start.
 func (n *Network) LeaseRenewals() uint64 { return n.renewals.Load() }
 
@@ -342,15 +350,6 @@ func (n *Network) Close() {
 	n.Device.Close() // stops the driver's goroutines, which the stack waits for
 	n.Stack.Close()
 	n.Stack.Wait()
-}
-
-// ListenTCP listens on port of every address of the network.
-func (n *Network) ListenTCP(port uint16) (net.Listener, error) {
-	ln, err := gonet.ListenTCP(n.Stack, tcpip.FullAddress{NIC: nicID, Port: port}, ipv4.ProtocolNumber)
-	if err != nil {
-		return nil, fmt.Errorf("network: listen on TCP port %d: %w", port, err)
-	}
-	return ln, nil
 }
 
 // ListenUDP binds UDP port.

@@ -34,18 +34,22 @@ type Stats struct {
 	// to: Uptime - IdleTime is exactly the time the CPU was busy, running
 	// threads or the kernel, since boot.
 	Uptime uint64
+	// MemoryFree is the RAM in bytes no one holds: neither the image, nor
+	// the kernel, nor the program's committed pages. MemoryTotal is the
+	// top of RAM in bytes.
+	MemoryFree, MemoryTotal uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 8
+const statsWords = 10
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
 	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
-		&s.IdleTime, &s.Uptime}
+		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go
@@ -68,6 +72,8 @@ func ReadStats() (Stats, error) {
 func sysKernelStats(buf, size uint64) int64 {
 	chargeCPU(nanotime(), false)
 	stats.Uptime = uint64(accountedAt)
+	stats.MemoryFree = uint64(frames.Free()) * 4096
+	stats.MemoryTotal = ramTop
 	if size < statsWords*8 {
 		return -eINVAL
 	}
