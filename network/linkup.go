@@ -29,11 +29,32 @@ const (
 	restartPoll   = 10 * time.Millisecond
 )
 
-// restartCongestion runs after the link came up; see above. It stops early
-// if the link goes down again.
+// linkCameUp starts restartCongestion, or extends the watch of the one
+// running: one goroutine, however often the link flaps.
+func (n *Network) linkCameUp() {
+	n.restartUntil.Store(time.Now().Add(restartWindow).UnixNano())
+	if n.restarting.CompareAndSwap(false, true) {
+		go n.restartCongestion()
+	}
+}
+
+// restartCongestion runs after the link came up until restartUntil; see
+// above. It pauses its work while the link is down.
 func (n *Network) restartCongestion() {
 	inRTO := make(map[tcpip.Endpoint]bool) // connections seen in RTO recovery since the link came up
-	for end := time.Now().Add(restartWindow); time.Now().Before(end) && n.Device.LinkUp(); time.Sleep(restartPoll) {
+	for {
+		if time.Now().UnixNano() >= n.restartUntil.Load() {
+			n.restarting.Store(false)
+			// A link that came up meanwhile found this goroutine still
+			// running: look again.
+			if time.Now().UnixNano() >= n.restartUntil.Load() || !n.restarting.CompareAndSwap(false, true) {
+				return
+			}
+		}
+		time.Sleep(restartPoll)
+		if !n.Device.LinkUp() {
+			continue
+		}
 		for _, te := range n.Stack.RegisteredEndpoints() {
 			ep, ok := te.(tcpip.Endpoint)
 			if !ok {

@@ -71,8 +71,12 @@ type Network struct {
 	leaseDone chan struct{} // closed when keepLease returns
 
 	// congestionRestarts counts TCP connections given a fresh congestion
-	// state after the link came back (linkup.go).
+	// state after the link came back; restartUntil (UnixNano) is when the
+	// watch for them ends, and restarting says the goroutine runs
+	// (linkup.go).
 	congestionRestarts atomic.Uint64
+	restartUntil       atomic.Int64
+	restarting         atomic.Bool
 	// mem measures memory for the listeners, and acceptWaits counts the
 	// accepts they held back while it was short (listen.go).
 	mem         *memoryGauge
@@ -99,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		cfg.Driver.OnLinkChange = func(up bool) {
 			logf("network: link %s", map[bool]string{true: "up", false: "down"}[up])
 			if n := running.Load(); n != nil && up {
-				go n.restartCongestion()
+				n.linkCameUp()
 			}
 			if userLink != nil {
 				userLink(up)
