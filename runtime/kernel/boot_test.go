@@ -320,18 +320,30 @@ func TestBootClockOnMicrovm(t *testing.T) {
 				t.Errorf("wall clock %v outside the host's %v..%v", wall, hostStart, hostEnd)
 			}
 
-			hostStart = time.Now()
-			g = boottest.Start(t, bootcheck, "-M", tc.machine, "-append", "sleep")
-			g.WaitFor(`bootcheck: sleeping`, time.Minute)
-			sleeping := time.Now()
-			line := g.WaitFor(`bootcheck: slept \d+ ns`, time.Minute)
-			hostEnd = time.Now()
-			ns, err := strconv.ParseInt(regexp.MustCompile(`\d+`).FindString(line), 10, 64)
-			if err != nil {
-				t.Fatalf("%q: %v", line, err)
+			// The RTC's periodic flag is set by a timer of QEMU's main
+			// loop, which a heavily loaded host runs late: then periods
+			// merge and the TSC reads fast (seen at a load of 8 on two
+			// cores: 1.7-3.5x in 4 boots of 6; never on an idle host).
+			// With the RTC as the source, one bad boot gets one more try.
+			var guestSleep, hostSleep time.Duration
+			for attempt := 1; ; attempt++ {
+				hostStart = time.Now()
+				g = boottest.Start(t, bootcheck, "-M", tc.machine, "-append", "sleep")
+				g.WaitFor(`bootcheck: sleeping`, time.Minute)
+				sleeping := time.Now()
+				line := g.WaitFor(`bootcheck: slept \d+ ns`, time.Minute)
+				hostEnd = time.Now()
+				ns, err := strconv.ParseInt(regexp.MustCompile(`\d+`).FindString(line), 10, 64)
+				if err != nil {
+					t.Fatalf("%q: %v", line, err)
+				}
+				guestSleep, hostSleep = time.Duration(ns), hostEnd.Sub(sleeping)
+				t.Logf("2 s sleep: guest %v, host %v (%v since QEMU started)", guestSleep, hostSleep, hostEnd.Sub(hostStart))
+				if tc.source != "RTC periodic interrupt" || attempt == 2 || float64(guestSleep)/float64(hostSleep) >= 0.5 {
+					break
+				}
+				g.Stop()
 			}
-			guestSleep, hostSleep := time.Duration(ns), hostEnd.Sub(sleeping)
-			t.Logf("2 s sleep: guest %v, host %v (%v since QEMU started)", guestSleep, hostSleep, hostEnd.Sub(hostStart))
 			if guestSleep < 2*time.Second || guestSleep > hostEnd.Sub(hostStart) {
 				t.Errorf("a 2 s sleep read as %v in the guest, inside %v of the host's", guestSleep, hostEnd.Sub(hostStart))
 			}
