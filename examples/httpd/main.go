@@ -62,7 +62,8 @@ func main() {
 	expvar.Publish("transport", expvar.Func(func() any { return n.TransportStats() }))
 	expvar.Publish("network", expvar.Func(func() any {
 		return map[string]any{"Address": n.CurrentAddress().String(), "LeaseRenewals": n.LeaseRenewals(),
-			"CongestionRestarts": n.CongestionRestarts(), "AcceptWaits": n.AcceptWaits()}
+			"CongestionRestarts": n.CongestionRestarts(), "AcceptWaits": n.AcceptWaits(),
+			"TCPTimeouts": n.Stack.Stats().TCP.Timeouts.Value()}
 	}))
 	if n.DelayedACK != nil {
 		expvar.Publish("delayedack", expvar.Func(func() any { return n.DelayedACK.Stats() }))
