@@ -107,33 +107,21 @@ func notify(c chan<- struct{}) {
 func runDevice(dev *testDevice, eventIdx bool, kick <-chan struct{}, irq chan<- struct{}, done <-chan struct{}) error {
 	for {
 		for {
-			old := dev.usedIdx
 			h, _, ok := dev.next()
 			if !ok {
 				break
 			}
 			dev.complete(uint32(h), uint32(h)%1000)
-			// setUsedIdx's atomic store is the full barrier between
+			// The device model's publish is the full barrier between
 			// publishing used.idx and reading the driver's suppression
-			// state (§2.7.13.4).
-			var want bool
-			if eventIdx {
-				want = needEvent(dev.usedEvent(), dev.usedIdx, old)
-			} else {
-				flags, _ := dev.availHdr()
-				want = flags&availFNoInterrupt == 0
-			}
-			if want {
+			// state (§2.7.13.4); it decides as a Net does.
+			if dev.q.NeedInterrupt() {
 				notify(irq)
 			}
 		}
 		// Re-arm notifications, then look again before sleeping.
-		if eventIdx {
-			dev.setAvailEvent(dev.lastAvail)
-		} else {
-			dev.setNoNotify(false)
-		}
-		if _, idx := dev.availHdr(); idx != dev.lastAvail {
+		dev.q.SetNotify(true)
+		if dev.q.Pending() {
 			continue
 		}
 		select {
@@ -141,10 +129,10 @@ func runDevice(dev *testDevice, eventIdx bool, kick <-chan struct{}, irq chan<- 
 		case <-done:
 			return nil
 		case <-time.After(10 * time.Second):
-			return fmt.Errorf("device: no notification in 10s with avail.idx at %d: lost wakeup", dev.lastAvail)
+			return fmt.Errorf("device: no notification in 10s with %d chains taken: lost wakeup", dev.lastAvail)
 		}
 		if !eventIdx {
-			dev.setNoNotify(true)
+			dev.q.SetNotify(false)
 		}
 	}
 }

@@ -74,10 +74,11 @@
 //     which the driver then writes through that word atomically, so a
 //     device must read ring[0] through the word too.
 //
-// DeviceView implements the device's half of this protocol; a device
-// model should use it rather than re-derive it. Both rings are allocated 2
-// bytes longer than the spec's sizes so that these words lie inside them
-// (SplitSizes gives the lengths to map). Go's atomics are sequentially consistent,
+// The device's half of this protocol is implemented once, independently
+// of this package, by driver/devmodel (devmodel.Queue for tests that play
+// the device by hand, this package's own included). Both rings are
+// allocated 2 bytes longer than the spec's sizes so that these words lie
+// inside them. Go's atomics are sequentially consistent,
 // which also provides the full barriers the notification checks need
 // (publish avail.idx, then read avail_event; re-arm used_event, then read
 // used.idx).
@@ -127,6 +128,6 @@
 //
 // HeapDMA (memory.go) implements DMA over Go memory with synthetic
 // physical addresses and resolves them back for a device model with
-// HeapDMA.Slice. The tests of this package play the device by hand through
-// it.
+// HeapDMA.Slice. The tests of this package play the device by hand
+// through it with driver/devmodel's device side of the ring.
 package virtqueue

@@ -153,10 +153,8 @@ func FuzzPackedPop(f *testing.F) {
 				slot := int(in.u8()) % q.Size()
 				dev.putUsed(slot, in.u16(), in.u32(), in.u16())
 			case pkSkip:
-				dev.usedPos = (dev.usedPos + int(in.u8())) % q.Size()
-				if in.u8()&1 == 1 {
-					dev.usedWrap = !dev.usedWrap
-				}
+				k := int(in.u8()) % q.Size()
+				dev.skip(k, in.u8()&1 == 1)
 			case pkDrain:
 				drain()
 			case pkInterrupt:

@@ -544,7 +544,7 @@ func TestHostileUsedEntriesAreCountedNeverTrusted(t *testing.T) {
 			// The driver keeps going: the chains still in flight complete
 			// normally once the device behaves.
 			if tt.usedIdx != nil {
-				dev.usedIdx = q.lastUsed
+				dev.rewindUsed(q.lastUsed)
 			}
 			for _, h := range heads {
 				if q.chainDescs[h] != 0 {

@@ -65,6 +65,10 @@
 //	defer b.Close()
 //	// a and b are virtio.Transports: open the driver on each.
 //
+// A test that plays the device by hand, one queue at a time, uses Queue:
+// the same ring code, split or packed, on its own (package virtqueue's
+// tests and driver/virtionet's unit and fuzz tests do).
+//
 // Sync waits until the device has processed everything notified or injected
 // before the call, which lets a test that plays the driver by hand check
 // the used ring without sleeping. Stats returns the counters.

@@ -212,6 +212,7 @@ func (r *packedRing) pop() (*chain, bool, error) {
 		return nil, false, r.errorf(int(id), ErrIDInUse, "")
 	}
 	c.head = id
+	c.slots = n
 	r.held[id] = heldChain{slots: uint16(n)}
 	r.popped = append(r.popped, id)
 	r.availAbs += uint64(n)
@@ -237,6 +238,7 @@ func (r *packedRing) addBuffer(c *chain, head int, addr uint64, length uint32, f
 		c.readable = append(c.readable, b)
 		c.readLen += uint64(length)
 	}
+	c.bufs = append(c.bufs, Buffer{Addr: addr, Len: length, Writable: flags&descFWrite != 0, Bytes: b})
 	if c.readLen+c.writeLen > 1<<32-1 {
 		return r.errorf(head, ErrChainTooLong, "")
 	}
@@ -260,7 +262,20 @@ func (r *packedRing) rewind(k int) {
 // its id and flags written by publish, last, so that the driver sees the
 // batch at once; the others are hidden behind it.
 func (r *packedRing) putUsed(head uint16, id, length uint32) {
-	h := r.held[head]
+	slots := r.release(head)
+	if slots == 0 {
+		slots = 1 // not taken (a test playing the device): one slot
+	}
+	r.writeUsed(id, length, uint64(slots))
+}
+
+// release forgets the chain taken as head, if any, and returns the slots
+// it took (0 when the device holds no chain by that id).
+func (r *packedRing) release(head uint16) uint16 {
+	h, ok := r.held[head]
+	if !ok {
+		return 0
+	}
 	delete(r.held, head)
 	for i, p := range r.popped {
 		if p == head {
@@ -268,9 +283,13 @@ func (r *packedRing) putUsed(head uint16, id, length uint32) {
 			break
 		}
 	}
-	if h.slots == 0 {
-		h.slots = 1 // not taken (a test playing the device): one slot
-	}
+	return h.slots
+}
+
+// writeUsed writes a used descriptor claiming id and length at the used
+// position, which then moves by slots: putUsed's write, and a hostile
+// device's (Queue.UseAs) when slots is not what the chain took.
+func (r *packedRing) writeUsed(id, length uint32, slots uint64) {
 	pos := r.slot(r.usedAbs)
 	var flags uint16
 	if r.wrap(r.usedAbs) {
@@ -288,7 +307,7 @@ func (r *packedRing) putUsed(head uint16, id, length uint32) {
 		store32(r.ring, descSize*pos+pkWordOff, w)
 	}
 	r.pend = append(r.pend, pendingUsed{pos: pos, word: w})
-	r.usedAbs += uint64(h.slots)
+	r.usedAbs += slots
 }
 
 // publish writes the first pending used descriptor's id and flags with

@@ -28,6 +28,8 @@ type chain struct {
 	writable [][]byte // device-writable buffers, in order
 	readLen  uint64   // total bytes readable
 	writeLen uint64   // total bytes writable
+	bufs     []Buffer // every buffer as the driver described it, in order (Queue.Pop returns it)
+	slots    int      // ring slots the chain took (packed; split: descriptors in the ring)
 }
 
 // reset empties c for the next pop, keeping its slices' capacity.
@@ -36,6 +38,8 @@ func (c *chain) reset(head uint16) {
 	c.readable = c.readable[:0]
 	c.writable = c.writable[:0]
 	c.readLen, c.writeLen = 0, 0
+	c.bufs = c.bufs[:0]
+	c.slots = 0
 }
 
 // gather copies the readable bytes of c into dst[:0] and returns it.
@@ -181,7 +185,16 @@ func (r *ring) pop() (c *chain, ok bool, err error) {
 		return nil, false, r.errorf(-1, ErrAvailIdx, "avail.idx %d, device at %d, size %d", idx, r.lastAvail, r.size)
 	}
 	slot := int(r.lastAvail) & (r.sizeInt - 1)
-	head := binary.LittleEndian.Uint16(r.avail[ringEntriesOff+2*slot:])
+	var head uint16
+	if r.sizeInt == 1 {
+		// ring[0] shares its word with used_event, which the driver
+		// stores atomically at any time: read it atomically too.
+		head = load16(r.avail, ringEntriesOff)
+	} else {
+		// A plain load, ordered by the acquire of avail.idx: the word
+		// also holds the next entry, which the driver may be writing.
+		head = binary.LittleEndian.Uint16(r.avail[ringEntriesOff+2*slot:])
+	}
 	r.lastAvail++
 	if int(head) >= r.sizeInt {
 		return nil, false, r.errorf(int(head), ErrHeadRange, "head %d, size %d", head, r.size)
@@ -223,6 +236,9 @@ func (r *ring) walk(c *chain, table []byte, n int, i int, inIndirect bool) error
 		length := binary.LittleEndian.Uint32(d[8:])
 		flags := binary.LittleEndian.Uint16(d[12:])
 		next := binary.LittleEndian.Uint16(d[14:])
+		if !inIndirect {
+			c.slots++
+		}
 		if flags&descFIndirect != 0 {
 			switch {
 			case !r.indirect:
@@ -261,6 +277,7 @@ func (r *ring) walk(c *chain, table []byte, n int, i int, inIndirect bool) error
 			c.readable = append(c.readable, b)
 			c.readLen += uint64(length)
 		}
+		c.bufs = append(c.bufs, Buffer{Addr: addr, Len: length, Writable: flags&descFWrite != 0, Bytes: b})
 		if c.readLen+c.writeLen > 1<<32-1 {
 			return r.errorf(head, ErrChainTooLong, "")
 		}

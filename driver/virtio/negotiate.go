@@ -51,17 +51,10 @@ func Negotiate(t Transport, driverSupports, userMask uint64, deps ...Dependency)
 	t.SetStatus(StatusAcknowledge)
 	t.SetStatus(StatusAcknowledge | StatusDriver)
 
-	offered := t.DeviceFeatures()
-	if t.Legacy() {
-		// A legacy interface has one 32-bit feature register; anything
-		// above it is not a feature the device can have offered.
-		offered &= legacyFeatureMask
-	}
-	accepted = Intersect(offered, driverSupports&userMask, deps...)
-	if !t.Legacy() && accepted&FeatureVersion1 == 0 {
+	accepted, err = SelectFeatures(t.DeviceFeatures(), driverSupports, userMask, t.Legacy(), deps...)
+	if err != nil {
 		Fail(t)
-		return 0, fmt.Errorf("virtio: negotiate: device offers %#x, driver supports %#x, user mask %#x: %w",
-			offered, driverSupports, userMask, ErrNoVersion1)
+		return 0, fmt.Errorf("virtio: negotiate: %w", err)
 	}
 	t.SetDriverFeatures(accepted)
 	if t.Legacy() {
@@ -77,6 +70,24 @@ func Negotiate(t Transport, driverSupports, userMask uint64, deps ...Dependency)
 	if st&StatusFeaturesOK == 0 {
 		Fail(t)
 		return 0, fmt.Errorf("virtio: negotiate: features %#x, status %#02x: %w", accepted, st, ErrFeaturesRejected)
+	}
+	return accepted, nil
+}
+
+// SelectFeatures is the feature set Negotiate accepts from a device
+// offering offered, with nothing written to the device: offered
+// intersected with driverSupports and userMask over all 64 bits (32 on a
+// legacy transport, whose one feature register cannot have offered more),
+// minus features whose dependencies did not survive. A modern transport
+// without VERSION_1 in the result is ErrNoVersion1.
+func SelectFeatures(offered, driverSupports, userMask uint64, legacy bool, deps ...Dependency) (uint64, error) {
+	if legacy {
+		offered &= legacyFeatureMask
+	}
+	accepted := Intersect(offered, driverSupports&userMask, deps...)
+	if !legacy && accepted&FeatureVersion1 == 0 {
+		return 0, fmt.Errorf("device offers %#x, driver supports %#x, user mask %#x: %w",
+			offered, driverSupports, userMask, ErrNoVersion1)
 	}
 	return accepted, nil
 }

@@ -9,12 +9,13 @@ import (
 	"github.com/govirtio/govirtio/virtqueue"
 )
 
-// newCtrlHarness is a control queue on a fake queue; wait is what the
-// control queue's interrupt wait does.
-func newCtrlHarness(t *testing.T, wait func(context.Context) error) (*ctrlQueue, *fakeQueue) {
+// newCtrlHarness is a control queue on a real split queue with its device
+// side (ringDevice); wait is what the control queue's interrupt wait does.
+func newCtrlHarness(t *testing.T, wait func(context.Context) error) (*ctrlQueue, *ringDevice) {
 	t.Helper()
-	q := newFakeQueue(16)
-	cq, err := newCtrlQueue(q, &virtqueue.HeapDMA{AutoRegister: true}, &counters{})
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	q := newRingDevice(t, mem, 16)
+	cq, err := newCtrlQueue(q, mem, &counters{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,12 +31,12 @@ func TestCtrlCommandAfterATimeoutIsRefused(t *testing.T) {
 	if err := cq.command(context.Background(), ctrlClassRx, ctrlRxPromisc, []byte{1}); !errors.Is(err, ErrCtrl) {
 		t.Fatalf("timed-out command: %v", err)
 	}
-	posted := len(q.avail)
+	posted := len(q.inFlight())
 	err := cq.command(context.Background(), ctrlClassRx, ctrlRxAllMulti, []byte{1})
 	if !errors.Is(err, errCtrlAbandoned) {
 		t.Fatalf("command after the timeout: %v, want errCtrlAbandoned", err)
 	}
-	if len(q.avail) != posted || cq.mem[1] != ctrlRxPromisc {
+	if len(q.inFlight()) != posted || cq.mem[1] != ctrlRxPromisc {
 		t.Errorf("the command after the timeout was posted or written into the buffer in flight")
 	}
 }
@@ -43,7 +44,7 @@ func TestCtrlCommandAfterATimeoutIsRefused(t *testing.T) {
 // A device that answers with ring violations ends the command at once
 // (and the queue), instead of keeping it polling.
 func TestCtrlDeviceErrorEndsTheCommand(t *testing.T) {
-	var q *fakeQueue
+	var q *ringDevice
 	var cq *ctrlQueue
 	cq, q = newCtrlHarness(t, func(context.Context) error {
 		q.pushUsed(999, 0) // an id out of range, every time

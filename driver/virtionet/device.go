@@ -170,98 +170,18 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 		d.resetAndDetach()
 	}()
 
-	mac := opts.MAC
-	if mac != "" && len(mac) != 6 {
-		return nil, fmt.Errorf("virtionet: Options.MAC %q is not 6 bytes", mac)
+	if err := d.readConfig(); err != nil {
+		return nil, err
 	}
-	if features&FeatureMAC != 0 || mac == "" {
-		if mac, err = readMAC(t, features); err != nil {
-			return nil, err
-		}
-	}
-	d.mac = mac
-	def := opts.MTU
-	if def == 0 {
-		def = DefaultMTU
-	}
-	mtu, err := readMTU(t, features, def)
+	qirqs, cfgirq, err := d.setupRings(dma)
 	if err != nil {
 		return nil, err
 	}
-	d.mtu.Store(uint32(mtu))
-	// The device's MTU is a limit (virtio 1.2 §5.1.6.1); without one, so
-	// are buffers sized for the MTU at Open (no MRG_RXBUF, no GUEST_TSO).
-	d.maxMTU = maxFrameLen - header.EthernetMinimumSize - 4
-	if features&FeatureMTU != 0 || (features&FeatureMrgRxbuf == 0 && features&(FeatureGuestTSO4|FeatureGuestTSO6) == 0) {
-		d.maxMTU = uint32(mtu)
-	}
-
-	nq := 2
-	if features&FeatureCtrlVQ != 0 {
-		nq = 3
-	}
-	if t.NumQueues() < nq {
-		return nil, fmt.Errorf("virtionet: device has %d queues, need %d", t.NumQueues(), nq)
-	}
-	// Interrupts first: a queue's MSI-X vector must be in place before the
-	// queue is enabled (virtio 1.2 §4.1.4.3.2), and setting up a queue
-	// enables it.
-	qirqs, cfgirq, err := t.Interrupts(nq)
-	if err != nil {
-		return nil, fmt.Errorf("virtionet: interrupts: %w", err)
-	}
-	if len(qirqs) < nq {
-		return nil, fmt.Errorf("virtionet: transport gave %d queue interrupts, need %d", len(qirqs), nq)
-	}
-	qs := make([]virtqueue.Queue, nq)
-	for i := range qs {
-		if qs[i], err = d.setupQueue(dma, i); err != nil {
-			return nil, err
-		}
-	}
-	d.queues = qs
-	d.rx = newRxRing(qs[rxQueueIndex], dma, features, mtu, &d.c)
-	d.rx.deliver = d.deliver
-	d.rx.faulted = d.requestReset
-	if d.tx, err = newTxRing(qs[txQueueIndex], dma, features, &d.c); err != nil {
+	if err := d.goLive(); err != nil {
 		return nil, err
 	}
-	d.tx.notify = func() { t.Notify(txQueueIndex) }
-	d.tx.faulted = d.requestReset
-	if nq == 3 {
-		if d.ctrl, err = newCtrlQueue(qs[ctrlQueueIndex], dma, &d.c); err != nil {
-			return nil, err
-		}
-		d.ctrl.notify = func() { t.Notify(ctrlQueueIndex) }
-		d.ctrl.wait = d.waitCtrl
-		d.ctrl.faulted = d.requestReset
-	}
-
-	// Buffers may be posted before DRIVER_OK; the device is notified only
-	// after it (virtio 1.2 §3.1.1), so rx.notify is still a no-op here.
-	d.rx.Refill()
-	if d.rx.q.InFlight() == 0 {
-		return nil, fmt.Errorf("virtionet: could not post any RX buffer (%d refill errors)", d.c.rxRefillErrors.Load())
-	}
-	if err := virtio.DriverOK(t); err != nil {
-		return nil, fmt.Errorf("virtionet: %w", err)
-	}
-	t.Notify(rxQueueIndex)
-	d.rx.notify = func() { t.Notify(rxQueueIndex) }
-
-	st := readStatus(t, features)
-	d.linkUp.Store(st&StatusLinkUp != 0)
-
-	wakes := []*wakeup{&d.rxWake, &d.txWake}
-	if nq == 3 {
-		wakes = append(wakes, &d.ctrlWake)
-	}
-	d.startInterrupts(append(qirqs[:nq:nq], cfgirq), append(wakes, &d.cfgWake))
-	d.wg.Add(4)
-	go d.rxLoop()
-	go d.txLoop()
-	go d.configLoop()
-	go d.recoveryLoop()
+	d.linkUp.Store(readStatus(t, features)&StatusLinkUp != 0)
+	d.startLoops(qirqs, cfgirq)
 	started = true
 
 	if d.ctrl != nil && features&FeatureCtrlRx != 0 && opts.Promiscuous {
@@ -272,9 +192,131 @@ func open(t virtio.Transport, dma virtqueue.DMA, opts Options) (_ *Device, err e
 	return d, nil
 }
 
-// setupQueue creates virtqueue i at the size the transport allows and
-// hands its addresses to the device.
-func (d *Device) setupQueue(dma virtqueue.DMA, i int) (virtqueue.Queue, error) {
+// readConfig reads what Open needs from the device's configuration space
+// for the negotiated features: the MAC address (or Options.MAC), the MTU
+// and the largest MTU SetMTU may set later.
+func (d *Device) readConfig() error {
+	t, features, opts := d.t, d.features, d.opts
+	mac := opts.MAC
+	if mac != "" && len(mac) != 6 {
+		return fmt.Errorf("virtionet: Options.MAC %q is not 6 bytes", mac)
+	}
+	if features&FeatureMAC != 0 || mac == "" {
+		var err error
+		if mac, err = readMAC(t, features); err != nil {
+			return err
+		}
+	}
+	d.mac = mac
+	def := opts.MTU
+	if def == 0 {
+		def = DefaultMTU
+	}
+	mtu, err := readMTU(t, features, def)
+	if err != nil {
+		return err
+	}
+	d.mtu.Store(uint32(mtu))
+	// The device's MTU is a limit (virtio 1.2 §5.1.6.1); without one, so
+	// are buffers sized for the MTU at Open (no MRG_RXBUF, no GUEST_TSO).
+	d.maxMTU = maxFrameLen - header.EthernetMinimumSize - 4
+	if features&FeatureMTU != 0 || (features&FeatureMrgRxbuf == 0 && features&(FeatureGuestTSO4|FeatureGuestTSO6) == 0) {
+		d.maxMTU = uint32(mtu)
+	}
+	return nil
+}
+
+// setupRings asks the transport for the queues' interrupts, creates the
+// virtqueues, hands them to the device, and builds the RX, TX and control
+// rings on them, wired to the device (notifications, fault reports,
+// delivery). It returns the interrupts for startLoops. The RX ring's
+// notify stays a no-op until goLive.
+func (d *Device) setupRings(dma virtqueue.DMA) (qirqs []virtio.Interrupt, cfgirq virtio.Interrupt, err error) {
+	t, features := d.t, d.features
+	nq := 2
+	if features&FeatureCtrlVQ != 0 {
+		nq = 3
+	}
+	if t.NumQueues() < nq {
+		return nil, nil, fmt.Errorf("virtionet: device has %d queues, need %d", t.NumQueues(), nq)
+	}
+	// Interrupts first: a queue's MSI-X vector must be in place before the
+	// queue is enabled (virtio 1.2 §4.1.4.3.2), and setting up a queue
+	// enables it.
+	qirqs, cfgirq, err = t.Interrupts(nq)
+	if err != nil {
+		return nil, nil, fmt.Errorf("virtionet: interrupts: %w", err)
+	}
+	if len(qirqs) < nq {
+		return nil, nil, fmt.Errorf("virtionet: transport gave %d queue interrupts, need %d", len(qirqs), nq)
+	}
+	qs := make([]virtqueue.Queue, nq)
+	for i := range qs {
+		if qs[i], err = d.newQueue(dma, i); err != nil {
+			return nil, nil, err
+		}
+		if err := d.giveQueue(i, qs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	d.queues = qs
+	d.rx = newRxRing(qs[rxQueueIndex], dma, features, int(d.mtu.Load()), &d.c)
+	d.rx.deliver = d.deliver
+	d.rx.faulted = d.requestReset
+	if d.tx, err = newTxRing(qs[txQueueIndex], dma, features, &d.c); err != nil {
+		return nil, nil, err
+	}
+	d.tx.notify = func() { t.Notify(txQueueIndex) }
+	d.tx.faulted = d.requestReset
+	if nq == 3 {
+		if d.ctrl, err = newCtrlQueue(qs[ctrlQueueIndex], dma, &d.c); err != nil {
+			return nil, nil, err
+		}
+		d.ctrl.notify = func() { t.Notify(ctrlQueueIndex) }
+		d.ctrl.wait = d.waitCtrl
+		d.ctrl.faulted = d.requestReset
+	}
+	return qirqs[:nq:nq], cfgirq, nil
+}
+
+// goLive fills the RX ring, sets DRIVER_OK and tells the device about the
+// buffers: the end of Open's initialization and of a recovery (recover).
+// Buffers are posted before DRIVER_OK; the device is notified only after
+// it (virtio 1.2 §3.1.1), so the RX ring's notify is a no-op while it
+// fills.
+func (d *Device) goLive() error {
+	d.rx.notify = func() {}
+	d.rx.Refill()
+	if d.rx.q.InFlight() == 0 {
+		return fmt.Errorf("virtionet: could not post any RX buffer (%d refill errors)", d.c.rxRefillErrors.Load())
+	}
+	if err := virtio.DriverOK(d.t); err != nil {
+		return fmt.Errorf("virtionet: %w", err)
+	}
+	d.t.Notify(rxQueueIndex)
+	d.rx.notify = func() { d.t.Notify(rxQueueIndex) }
+	return nil
+}
+
+// startLoops gives the RX, TX, control and configuration loops their
+// interrupts (qirqs by queue index, then cfgirq) and starts them with the
+// recovery loop.
+func (d *Device) startLoops(qirqs []virtio.Interrupt, cfgirq virtio.Interrupt) {
+	wakes := []*wakeup{&d.rxWake, &d.txWake}
+	if len(qirqs) > ctrlQueueIndex {
+		wakes = append(wakes, &d.ctrlWake)
+	}
+	d.startInterrupts(append(qirqs, cfgirq), append(wakes, &d.cfgWake))
+	d.wg.Add(4)
+	go d.rxLoop()
+	go d.txLoop()
+	go d.configLoop()
+	go d.recoveryLoop()
+}
+
+// newQueue creates virtqueue i, split or packed as negotiated, at the
+// size the transport allows.
+func (d *Device) newQueue(dma virtqueue.DMA, i int) (virtqueue.Queue, error) {
 	max := d.t.QueueMaxSize(i)
 	if max <= 0 {
 		return nil, fmt.Errorf("virtionet: queue %d does not exist", i)
@@ -308,15 +350,20 @@ func (d *Device) setupQueue(dma virtqueue.DMA, i int) (virtqueue.Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtionet: queue %d: %w", i, err)
 	}
-	// Split: descriptor table, avail ring, used ring. Packed: descriptor
-	// ring, driver and device event suppression areas. The transport
-	// writes them to the same three registers (queue_desc, queue_driver,
-	// queue_device) either way.
-	desc, avail, used := q.Addresses()
-	if err := d.t.SetupQueue(i, size, desc, avail, used); err != nil {
-		return nil, fmt.Errorf("virtionet: setting up queue %d: %w", i, err)
-	}
 	return q, nil
+}
+
+// giveQueue hands queue i's addresses to the device, which enables it: at
+// Open and again after a reset. Split: descriptor table, avail ring, used
+// ring. Packed: descriptor ring, driver and device event suppression
+// areas. The transport writes them to the same three registers
+// (queue_desc, queue_driver, queue_device) either way.
+func (d *Device) giveQueue(i int, q virtqueue.Queue) error {
+	desc, avail, used := q.Addresses()
+	if err := d.t.SetupQueue(i, q.Size(), desc, avail, used); err != nil {
+		return fmt.Errorf("virtionet: setting up queue %d: %w", i, err)
+	}
+	return nil
 }
 
 // Features returns the negotiated feature bits.

@@ -401,9 +401,17 @@ func testEndToEndHostileDevice(t *testing.T, c e2eConfig) {
 			return length
 		},
 	})
+	check := checkFrames(b.drv)
 	size := int64(4 << 20)
 	transfer(t, a, b, size, 5003)
 	b.dev.SetHostile(nil)
+	// The lies are dropped, never passed on: every frame netstack got is
+	// one a device may deliver (a well-formed IPv4 packet whose length is
+	// its own, or ARP). A frame built from the wrong buffers, or with a
+	// stretched length, fails this even where TCP would drop it silently.
+	if n, bad := check.delivered.Load(), check.bad.Load(); n == 0 || bad != 0 {
+		t.Fatalf("%d of %d frames delivered to netstack are corrupted; the first: %v", bad, n, check.first.Load())
+	}
 	s := b.drv.Stats()
 	if s.RxDropNumBuffers == 0 || s.RxDropBadLength == 0 || s.TxDeviceErrors != 2 {
 		t.Fatalf("hostile entries not counted: %+v", s)
@@ -413,6 +421,62 @@ func testEndToEndHostileDevice(t *testing.T, c e2eConfig) {
 	}
 	// The driver still works without the lies.
 	transfer(t, b, a, size, 5004)
+}
+
+// frameChecker stands between a driver and netstack and counts the frames
+// delivered that no device should deliver.
+type frameChecker struct {
+	stack.NetworkDispatcher               // netstack's dispatcher
+	delivered               atomic.Uint64 // frames delivered
+	bad                     atomic.Uint64 // of them, corrupted
+	first                   atomic.Value  // why the first corrupted one is (a string)
+}
+
+// checkFrames puts a frameChecker in front of d's netstack dispatcher.
+func checkFrames(d *Device) *frameChecker {
+	c := &frameChecker{NetworkDispatcher: d.dispatcher.Load().d}
+	d.dispatcher.Store(&dispatcherBox{d: c})
+	return c
+}
+
+func (c *frameChecker) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	c.delivered.Add(1)
+	if why := corruptFrame(proto, pkt); why != "" {
+		c.bad.Add(1)
+		c.first.CompareAndSwap(nil, why)
+	}
+	c.NetworkDispatcher.DeliverNetworkPacket(proto, pkt)
+}
+
+// corruptFrame says what is wrong with a delivered frame, or "": an IPv4
+// packet must be valid, with a correct header checksum (which no offload
+// vouches for) and a total length that is the frame's, Ethernet padding
+// of a minimum-sized frame aside; ARP passes; nothing else is sent here.
+func corruptFrame(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) string {
+	buf := pkt.ToBuffer()
+	frame := buf.Flatten()
+	buf.Release()
+	switch proto {
+	case header.ARPProtocolNumber:
+		return ""
+	case header.IPv4ProtocolNumber:
+	default:
+		return fmt.Sprintf("ethertype %#x", proto)
+	}
+	if len(frame) < header.EthernetMinimumSize+header.IPv4MinimumSize {
+		return fmt.Sprintf("IPv4 frame of %d bytes", len(frame))
+	}
+	ip := header.IPv4(frame[header.EthernetMinimumSize:])
+	if !ip.IsValid(len(ip)) {
+		return fmt.Sprintf("invalid IPv4 header % x", frame[header.EthernetMinimumSize:header.EthernetMinimumSize+header.IPv4MinimumSize])
+	}
+	if !ip.IsChecksumValid() {
+		return "IPv4 header checksum"
+	}
+	if tl := int(ip.TotalLength()); tl != len(ip) && !(len(frame) == 60 && tl < len(ip)) {
+		return fmt.Sprintf("IPv4 total length %d in %d bytes", tl, len(ip))
+	}
+	return ""
 }
 
 // BenchmarkEndToEndTCP measures TCP throughput between two gVisor stacks

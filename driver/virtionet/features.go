@@ -95,20 +95,6 @@ func supported(mask uint64, legacy bool) (supports, userMask uint64) {
 	return supports, mask
 }
 
-// selectFeatures is the feature set virtio.Negotiate arrives at for a device
-// offering offered: all 64 bits on a modern transport, 32 on a legacy one.
-func selectFeatures(offered, mask uint64, legacy bool) (uint64, error) {
-	supports, userMask := supported(mask, legacy)
-	if legacy {
-		offered &= 0xffffffff
-	}
-	f := virtio.Intersect(offered, supports&userMask, featureDeps...)
-	if !legacy && f&virtio.FeatureVersion1 == 0 {
-		return 0, fmt.Errorf("virtionet: modern transport without VERSION_1 (offered %#x): %w", offered, virtio.ErrNoVersion1)
-	}
-	return f, nil
-}
-
 // headerLen is the size of struct virtio_net_hdr for the accepted features:
 // num_buffers is present with VERSION_1 or MRG_RXBUF (virtio 1.2 §5.1.6).
 func headerLen(features uint64) int {

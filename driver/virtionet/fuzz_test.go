@@ -145,7 +145,7 @@ func FuzzTxCompletions(f *testing.F) {
 				h.q.pushUsed(uint32(script[0])%12, uint32(script[1])%3)
 				script = script[2:]
 			case 2: // the completion loop runs
-				h.tx.Reclaim()
+				h.tx.ReleaseSent()
 			}
 			for i, n := range released {
 				if n > 1 {
@@ -154,13 +154,13 @@ func FuzzTxCompletions(f *testing.F) {
 			}
 			// A packet whose chain is still in flight must not be
 			// released.
-			for head := range h.q.chains {
+			for head := range h.q.inFlight() {
 				if e := h.tx.inflight[head]; e.pkt == nil {
 					t.Fatalf("chain %d in flight without its packet", head)
 				}
 			}
 		}
-		h.tx.Reclaim()
+		h.tx.ReleaseSent()
 		h.tx.Detach()
 		for i := range pkts {
 			if released[i] != 1 {

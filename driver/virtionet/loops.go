@@ -100,20 +100,10 @@ func signal(w chan struct{}) {
 // interrupt.
 func (d *Device) rxLoop() {
 	defer d.wg.Done()
-	q := d.rx.q
 	for {
 		// recover holds rxMu while it resets and refills the ring.
 		d.rxMu.Lock()
-		for !d.failed.Load() {
-			q.DisableInterrupts()
-			for d.rx.Poll(defaultRxBudget) > 0 {
-				d.rx.Refill()
-			}
-			d.rx.Refill()
-			if !q.EnableInterrupts() {
-				break
-			}
-		}
+		d.rx.Service(defaultRxBudget, d.failed.Load)
 		d.rxMu.Unlock()
 		if d.rxWake.wait(d.ctx) != nil {
 			return
@@ -132,7 +122,7 @@ func (d *Device) txLoop() {
 			return
 		}
 		d.c.txInterrupts.Add(1)
-		d.tx.Reclaim()
+		d.tx.ReleaseSent()
 	}
 }
 

@@ -152,26 +152,14 @@ func (d *Device) recover() (err error) {
 		if err := q.Reset(); err != nil {
 			return fmt.Errorf("virtionet: queue %d: %w", i, err)
 		}
-		desc, avail, used := q.Addresses()
-		if err := d.t.SetupQueue(i, q.Size(), desc, avail, used); err != nil {
-			return fmt.Errorf("virtionet: setting up queue %d again: %w", i, err)
+		if err := d.giveQueue(i, q); err != nil {
+			return fmt.Errorf("virtionet: after a reset: %w", err)
 		}
 	}
 	d.tx.restartLocked()
-
-	// Buffers are posted before DRIVER_OK, and the device is notified only
-	// after it (virtio 1.2 §3.1.1).
-	notify := d.rx.notify
-	d.rx.notify = func() {}
-	d.rx.Refill()
-	d.rx.notify = notify
-	if d.rx.q.InFlight() == 0 {
-		return fmt.Errorf("virtionet: after a reset, no RX buffer could be posted")
-	}
-	if err := virtio.DriverOK(d.t); err != nil {
+	if err := d.goLive(); err != nil {
 		return fmt.Errorf("virtionet: after a reset: %w", err)
 	}
-	d.t.Notify(rxQueueIndex)
 	d.setLink(readStatus(d.t, d.features)&StatusLinkUp != 0)
 	return nil
 }

@@ -126,6 +126,24 @@ func (r *rxRing) putPage(v *buffer.View) {
 	r.c.rxPagesRecycled.Add(1)
 }
 
+// Service is what the RX loop does on each wakeup: with interrupts
+// suppressed, deliver what the device returned and refill, re-enable
+// interrupts, and go round again if entries arrived meanwhile (the race
+// every NAPI-style loop must close). It stops early once stop reports
+// true (the device has failed).
+func (r *rxRing) Service(budget int, stop func() bool) {
+	for !stop() {
+		r.q.DisableInterrupts()
+		for r.Poll(budget) > 0 {
+			r.Refill()
+		}
+		r.Refill()
+		if !r.q.EnableInterrupts() {
+			return
+		}
+	}
+}
+
 // Refill posts buffers until the ring is full and publishes them. It
 // reports whether the ring ended with buffers in flight.
 func (r *rxRing) Refill() bool {

@@ -10,11 +10,12 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// rxHarness is an rxRing on a fakeQueue with a test device writing into
-// the posted pages through HeapDMA, as a device would by DMA.
+// rxHarness is an rxRing on a real split queue with a test device
+// (ringDevice) writing into the posted pages through HeapDMA, as a device
+// would by DMA, and writing the used ring as a device would.
 type rxHarness struct {
 	t    testing.TB            // the running test
-	q    *fakeQueue            // the RX queue
+	q    *ringDevice           // the RX queue and its device side
 	mem  *virtqueue.HeapDMA    // memory the device writes through
 	r    *rxRing               // the ring under test
 	c    *counters             // its counters
@@ -23,7 +24,8 @@ type rxHarness struct {
 }
 
 func newRxHarness(t testing.TB, size int, features uint64, mtu int) *rxHarness {
-	h := &rxHarness{t: t, q: newFakeQueue(size), mem: &virtqueue.HeapDMA{AutoRegister: true}, c: &counters{}, keep: true}
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	h := &rxHarness{t: t, q: newRingDevice(t, mem, size), mem: mem, c: &counters{}, keep: true}
 	h.r = newRxRing(h.q, h.mem, features, mtu, h.c)
 	h.r.deliver = func(pkt *stack.PacketBuffer) bool {
 		if h.keep {
@@ -92,7 +94,7 @@ func (h *rxHarness) send(hdr Header, frame []byte) bool {
 		rest = rest[n:]
 	}
 	hdr.NumBuffers = uint16(len(heads))
-	first := h.q.chains[heads[0]][0]
+	first := h.q.inFlight()[heads[0]][0]
 	dst, _ := h.mem.Slice(first.Addr, hl)
 	hdr.Encode(dst)
 	for i := range heads {
@@ -101,13 +103,8 @@ func (h *rxHarness) send(hdr Header, frame []byte) bool {
 	return true
 }
 
-// poll runs what the RX loop runs.
-func (h *rxHarness) poll() {
-	for h.r.Poll(defaultRxBudget) > 0 {
-		h.r.Refill()
-	}
-	h.r.Refill()
-}
+// poll runs what the RX loop runs on a wakeup.
+func (h *rxHarness) poll() { h.r.Service(defaultRxBudget, func() bool { return false }) }
 
 // checkRingFull checks the invariants after a poll: the ring is full again
 // and no buffer address was posted twice.
@@ -424,7 +421,7 @@ func (h *rxHarness) sendForged(hdr Header) {
 }
 
 func (h *rxHarness) writeHeader(head uint16, hdr Header) {
-	b := h.q.chains[head][0]
+	b := h.q.inFlight()[head][0]
 	dst, err := h.mem.Slice(b.Addr, h.r.hdrLen)
 	if err != nil {
 		h.t.Fatal(err)
@@ -454,7 +451,7 @@ func TestRxPageHandedUpIsNeverReposted(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		h.send(Header{}, frameOf(5000+i, byte(i)))
 		h.poll()
-		for _, b := range h.q.chains {
+		for _, b := range h.q.inFlight() {
 			for _, p := range held4 {
 				if b[0].Addr&^(pageSize-1) == p {
 					t.Fatalf("page %#x of a held packet posted again", p)
@@ -484,7 +481,8 @@ func TestRxBufferSizing(t *testing.T) {
 		{"jumbo MTU spans pages", virtio.FeatureVersion1, 9000, []int{4096, 4096, 12 + 18 + 9000 - 8192}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRxRing(newFakeQueue(256), &virtqueue.HeapDMA{AutoRegister: true}, tt.features, tt.mtu, &counters{})
+			mem := &virtqueue.HeapDMA{AutoRegister: true}
+			r := newRxRing(newRingDevice(t, mem, 256), mem, tt.features, tt.mtu, &counters{})
 			if len(r.bufLens) != len(tt.want) {
 				t.Fatalf("bufLens = %v, want %v", r.bufLens, tt.want)
 			}

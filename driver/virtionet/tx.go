@@ -358,8 +358,11 @@ func (t *txRing) postBounced(pkt *stack.PacketBuffer) (uint16, int16, int, error
 	return head, b, n, nil
 }
 
-// Reclaim releases the packets the device has finished with.
-func (t *txRing) Reclaim() int {
+// ReleaseSent is what the TX completion loop does on each interrupt:
+// release the packets whose chains the device returned (sent, or refused
+// and counted), and wake every writer waiting for room. It returns how
+// many it released.
+func (t *txRing) ReleaseSent() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.reclaimLocked()

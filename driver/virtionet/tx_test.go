@@ -13,17 +13,19 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// txHarness is a txRing on a fakeQueue; the test plays the device.
+// txHarness is a txRing on a real split queue; the test plays the device
+// through ringDevice.
 type txHarness struct {
 	t   testing.TB         // the running test
-	q   *fakeQueue         // the TX queue
+	q   *ringDevice        // the TX queue and its device side
 	mem *virtqueue.HeapDMA // memory the device reads through
 	tx  *txRing            // the ring under test
 	c   *counters          // its counters
 }
 
 func newTxHarness(t testing.TB, size int, features uint64) *txHarness {
-	h := &txHarness{t: t, q: newFakeQueue(size), mem: &virtqueue.HeapDMA{AutoRegister: true}, c: &counters{}}
+	mem := &virtqueue.HeapDMA{AutoRegister: true}
+	h := &txHarness{t: t, q: newRingDevice(t, mem, size), mem: mem, c: &counters{}}
 	var err error
 	if h.tx, err = newTxRing(h.q, h.mem, features, h.c); err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func TestTxPostsHeaderAndPacketWithoutCopy(t *testing.T) {
 				t.Fatalf("frame differs (%d vs %d bytes)", len(frame), len(want))
 			}
 			h.q.pushUsed(uint32(head), 0)
-			if h.tx.Reclaim() != 1 || !released {
+			if h.tx.ReleaseSent() != 1 || !released {
 				t.Fatal("completed packet not released")
 			}
 			s := h.c.snapshot()
@@ -132,8 +134,8 @@ func TestTxPostsHeaderAndPacketWithoutCopy(t *testing.T) {
 func TestTxFullRingIsBackpressure(t *testing.T) {
 	// Each packet takes 3 descriptors on a legacy device without
 	// ANY_LAYOUT: virtio header, the headers' view, the payload's view.
-	h := newTxHarness(t, 6, 0)
-	h.tx.fullWait = 0 // no device goroutine here: do not wait for one
+	h := newTxHarness(t, 8, 0) // room for 2 packets, 2 descriptors spare
+	h.tx.fullWait = 0          // no device goroutine here: do not wait for one
 	var rel [5]bool
 	var pkts []*stack.PacketBuffer
 	for i := range rel {
@@ -185,7 +187,7 @@ func TestTxCompletionErrors(t *testing.T) {
 	h.q.pushUsed(999, 0)           // bad id: counted, nothing freed
 	h.q.pushUsed(uint32(head), 64) // len on a read-only chain: counted, released
 	h.q.pushUsed(uint32(head), 0)  // duplicate: counted
-	h.tx.Reclaim()
+	h.tx.ReleaseSent()
 	s := h.c.snapshot()
 	if s.TxDeviceErrors != 2 || s.TxBadLength != 1 || !rel || s.TxCompleted != 1 {
 		t.Fatalf("stats %+v released %v", s, rel)
@@ -212,7 +214,7 @@ func TestTxSplitsViewsAtPageBoundaries(t *testing.T) {
 }
 
 func TestTxWriterWaitsForCompletionsWhenFull(t *testing.T) {
-	h := newTxHarness(t, 3, 0) // one packet (3 descriptors) at a time
+	h := newTxHarness(t, 4, 0) // one packet (3 descriptors) at a time
 	h.tx.fullWait = 10 * time.Second
 	var rel [2]bool
 	p0 := tcpPacket(frameOf(100, 0), stack.GSO{}, &rel[0])
@@ -236,7 +238,7 @@ func TestTxWriterWaitsForCompletionsWhenFull(t *testing.T) {
 }
 
 func TestTxInterruptsAreOnOnlyWhileAWriterWaitsForRoom(t *testing.T) {
-	h := newTxHarness(t, 3, 0) // one packet (3 descriptors) at a time
+	h := newTxHarness(t, 4, 0) // one packet (3 descriptors) at a time
 	h.tx.fullWait = 10 * time.Second
 	intrOn := func() bool {
 		h.tx.mu.Lock()
@@ -266,7 +268,7 @@ func TestTxInterruptsAreOnOnlyWhileAWriterWaitsForRoom(t *testing.T) {
 	head, _, _ := h.q.takeAvail()
 	h.q.pushUsed(uint32(head), 0)
 	h.tx.mu.Unlock()
-	h.tx.Reclaim()
+	h.tx.ReleaseSent()
 	if n := <-done; n != 1 {
 		t.Fatalf("waiting Write posted %d packets, want 1", n)
 	}
@@ -279,7 +281,7 @@ func TestTxInterruptsAreOnOnlyWhileAWriterWaitsForRoom(t *testing.T) {
 }
 
 func TestTxCompletionWakesEveryWaitingWriter(t *testing.T) {
-	h := newTxHarness(t, 3, 0) // one packet (3 descriptors) at a time
+	h := newTxHarness(t, 4, 0) // one packet (3 descriptors) at a time
 	h.tx.fullWait = 20 * time.Second
 	var rel [3]bool
 	var pkts [3]*stack.PacketBuffer
@@ -321,7 +323,7 @@ func TestTxCompletionWakesEveryWaitingWriter(t *testing.T) {
 			h.q.pushUsed(uint32(head), 0)
 		}
 		h.tx.mu.Unlock()
-		h.tx.Reclaim()
+		h.tx.ReleaseSent()
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -350,7 +352,7 @@ func TestTxPacketLongerThanTheRingGoesOutThroughABounceBuffer(t *testing.T) {
 	}
 	// The bounce buffer comes back with the completion.
 	h.q.pushUsed(uint32(head), 0)
-	h.tx.Reclaim()
+	h.tx.ReleaseSent()
 	if len(h.tx.freeBnc) != bounceBuffers || !rel {
 		t.Errorf("after completion: %d of %d bounce buffers free, packet released %v", len(h.tx.freeBnc), bounceBuffers, rel)
 	}
