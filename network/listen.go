@@ -54,9 +54,10 @@ const (
 	backlogPerConn = 256 << 10
 	// connBudget is the memory an open connection is budgeted (netstack's
 	// endpoint and buffers, the serving goroutine's stack and buffers:
-	// 25-30 KiB measured idle with net/http, more while it works): the
+	// 25-30 KiB measured idle with net/http, several times that while it
+	// works, more on a loaded host where requests pile up): the
 	// listener keeps at most the free memory at Listen over it open.
-	connBudget = 64 << 10
+	connBudget = 128 << 10
 	minConns   = 16
 	maxConns   = 1 << 16
 	minBacklog = 16
