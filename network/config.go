@@ -32,8 +32,7 @@ type Config struct {
 	Transport virtiopci.Options
 	// MMIO lists the virtio-mmio devices the VMM described (on the
 	// command line: virtio_mmio.device=SIZE@BASE:IRQ), searched when PCI
-	// has no virtio-net device; when it is empty, Start searches those the
-	// ACPI tables declare instead. MMIOTransport is passed to their
+	// has no virtio-net device; MMIOTransport is passed to their
 	// transport.
 	MMIO          []virtiommio.Device
 	MMIOTransport virtiommio.Options
@@ -66,8 +65,7 @@ type Config struct {
 //	tcp.ackdelay=DURATION     delayed ACKs (Config.ACKDelay), e.g. 1ms
 //	virtio_mmio.device=SIZE@BASE:IRQ  a virtio-mmio device (Config.MMIO);
 //	                          QEMU's microvm with acpi=off and Firecracker
-//	                          add one per device (without any, Start reads
-//	                          the ACPI tables)
+//	                          add one per device
 //
 // Other words are ignored.
 func ConfigFromArgs(args []string) (Config, error) {

@@ -352,8 +352,8 @@ func openDevice(name []byte, flags uint64) int64 {
 			}
 			activeHigh = true
 		}
-		if _, _, ok := ioapicFor(n); !ok {
-			return -eINVAL // no I/O APIC serves it
+		if n >= ioapicEntries {
+			return -eINVAL
 		}
 		gsi, n = n, vectorINTxBase+n
 	}
