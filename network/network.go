@@ -155,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	tuneTCP(s, cfg.TCPRACK)
-	var opts stack.NICOptions
+	opts := stack.NICOptions{QDisc: directQDisc{dev}}
 	var delack *delayedack.Discipline
 	if cfg.ACKDelay > 0 {
 		delack = delayedack.New(dev, delayedack.Options{Delay: cfg.ACKDelay})
@@ -374,3 +374,14 @@ func (n *Network) DialTCP(ctx context.Context, addr netip.AddrPort) (net.Conn, e
 	}
 	return gonet.DialContextTCP(ctx, n.Stack, fa, proto)
 }
+
+// directQDisc is the NIC's queueing discipline unless delayed ACKs are on:
+// each packet goes straight to the driver. gVisor's default discipline does
+// the same through a list it allocates per packet, which costs the guest
+// about 1% of its CPU on small requests under TCG.
+type directQDisc struct{ dev *virtionet.Device }
+
+func (q directQDisc) WritePacket(pkt *stack.PacketBuffer) tcpip.Error { return q.dev.WritePacket(pkt) }
+
+// Close implements stack.QueueingDiscipline: nothing is queued here.
+func (directQDisc) Close() {}

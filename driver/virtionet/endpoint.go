@@ -146,6 +146,15 @@ func (d *Device) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	return d.tx.Write(pkts.AsSlice())
 }
 
+// WritePacket sends one packet as WritePackets does. It is what a
+// queueing discipline that adds nothing calls (see network's): gVisor's
+// default one wraps every packet in a list it allocates.
+func (d *Device) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
+	one := [1]*stack.PacketBuffer{pkt}
+	_, err := d.tx.Write(one[:])
+	return err
+}
+
 // deliver hands a received frame to netstack; the caller keeps (and
 // releases) its reference.
 func (d *Device) deliver(pkt *stack.PacketBuffer) bool {

@@ -50,6 +50,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 )
@@ -222,6 +223,10 @@ func handler(p platform) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "busy_ns %d total_ns %d\n", busy.Nanoseconds(), total.Nanoseconds())
 	})
+	// The CPU profiler works on both platforms: go tool pprof reads
+	// /debug/pprof/profile?seconds=N while a benchmark runs.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("POST /sha256", func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
 		if _, err := io.Copy(h, r.Body); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,19 @@ type Line struct {
 	f      *os.File        // fd, registered with the poller
 	rc     syscall.RawConn // f's raw access, through which Wait parks
 	seen   uint64          // the kernel's count of firings at the last Wait; owned by the waiter
+
+	// The context of the last Wait and the AfterFunc that ends waits when
+	// it is done: registered once per context, not per Wait, because a
+	// driver waits with the same context for its whole life and an
+	// AfterFunc costs an allocation and a lock in the parent context.
+	// Owned by the waiter.
+	ctx  context.Context
+	stop func() bool
+	// mu orders the AfterFunc's deadline against a change of context:
+	// gen names the current context, and a function of an older one does
+	// nothing.
+	mu  sync.Mutex
+	gen uint64
 }
 
 // AllocMSI takes a free vector for an MSI or MSI-X message.
@@ -89,13 +103,8 @@ func (l *Line) MSIMessage() (addr uint64, data uint32) {
 // from reading the file: the file only wakes the waiter, through the
 // poller's edge-triggered epoll, so an interrupt costs no system call here.
 func (l *Line) Wait(ctx context.Context) (int, error) {
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { l.f.SetReadDeadline(time.Unix(1, 0)) })
-		defer func() {
-			if !stop() {
-				l.f.SetReadDeadline(time.Time{})
-			}
-		}()
+	if ctx != l.ctx {
+		l.watch(ctx)
 	}
 	var n uint64
 	err := l.rc.Read(func(uintptr) bool {
@@ -111,6 +120,29 @@ func (l *Line) Wait(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("irq: wait for vector %d: %w", l.vector, err)
 	}
 	return int(n), nil
+}
+
+// watch makes ctx the context whose end fails Wait: a read deadline in
+// the past wakes the poller's waiter, and Wait then reports ctx's error.
+func (l *Line) watch(ctx context.Context) {
+	if l.stop != nil {
+		l.stop()
+	}
+	l.mu.Lock()
+	l.gen++
+	gen := l.gen
+	l.f.SetReadDeadline(time.Time{}) // the old context's, if it fired
+	l.mu.Unlock()
+	l.ctx, l.stop = ctx, nil
+	if ctx.Done() != nil {
+		l.stop = context.AfterFunc(ctx, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.gen == gen {
+				l.f.SetReadDeadline(time.Unix(1, 0))
+			}
+		})
+	}
 }
 
 // Rearm unmasks an INTx or Level line after the driver acknowledged its

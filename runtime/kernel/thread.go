@@ -141,6 +141,9 @@ func block(wait uint32, deadline int64) {
 	t.state = threadBlocked
 	t.wait = wait
 	t.deadline = deadline
+	if deadline != 0 && (timeoutsNext == 0 || deadline < timeoutsNext) {
+		timeoutsNext = deadline
+	}
 }
 
 // wake makes a blocked thread runnable with result as its system call's
@@ -149,6 +152,9 @@ func wake(i int32, result int64) bool {
 	t := &threads[i]
 	if t.state != threadBlocked {
 		return false
+	}
+	if t.deadline != 0 && t.deadline == timeoutsNext {
+		timeoutsNext = 1 // the earliest deadline goes: find the next one at the next trap
 	}
 	t.frame.RAX = uint64(result)
 	makeRunnable(i)
