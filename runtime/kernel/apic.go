@@ -147,5 +147,12 @@ func armTimer(ns int64) {
 	timerArmed = true
 }
 
+// disarmTimer stops the one-shot (a zero initial count stops the LAPIC
+// timer, SDM Vol. 3 §11.5.4).
+func disarmTimer() {
+	lapicWrite(lapicInitCnt, 0)
+	timerArmed = false
+}
+
 // eoi acknowledges the interrupt in service.
 func eoi() { lapicWrite(lapicEOI, 0) }

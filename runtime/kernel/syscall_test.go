@@ -547,3 +547,43 @@ func TestCloseWakesBlockedReaderOfInterruptFile(t *testing.T) {
 		t.Errorf("reader state %d rax %d, want runnable with EBADF", threads[reader].state, int64(threads[reader].frame.RAX))
 	}
 }
+
+// A wait whose timeout passes within the trap it blocked in (the host
+// can hold the CPU longer than the timeout between the call and the end
+// of its trap) returns the timeout's result, whether the thread then runs
+// at once or after another: it once returned its own system call number
+// (281 from epoll_pwait, which the Go runtime took for an event count).
+func TestWaitTimingOutInTheTrapItBlockedInReturnsItsResult(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "behind another thread"}[other], func(t *testing.T) {
+			k := setupKernel(t)
+			_, ep := call(sysEpollCreate1, 0)
+			if other {
+				o := newThread()
+				threads[o].frame = Frame{RIP: 0x402000, RAX: 77}
+				makeRunnable(o)
+			}
+			waiter := current
+			out, _ := k.at(256, 12*4)
+			f, _ := call(sysEpollPwait, uint64(ep), out, 4, 1) // 1 ms
+			if threads[waiter].state != threadBlocked {
+				t.Fatal("epoll_pwait with nothing ready did not block")
+			}
+			// The rest of the same trap, with the deadline passed.
+			expireTimeouts(threads[waiter].deadline + 1)
+			schedule(f, false)
+			if other {
+				if current == waiter {
+					t.Fatal("the woken waiter jumped the queue")
+				}
+				schedule(f, true) // the other thread's slice ends
+			}
+			if current != waiter {
+				t.Fatalf("thread %d runs, want the waiter %d", current, waiter)
+			}
+			if f.RAX != 0 {
+				t.Errorf("epoll_pwait returned %d, want 0 (timed out, no events)", int64(f.RAX))
+			}
+		})
+	}
+}

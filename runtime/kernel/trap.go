@@ -91,13 +91,16 @@ func deviceTrap(v uint64) (yield bool) {
 }
 
 // rearmTimer keeps a one-shot pending for the nearest of: the next wait
-// deadline, the end of the running thread's time slice, and the moment
-// its CPU time reaches a CPU-time timer's expiry (the profiler's next
-// SIGPROF).
+// deadline, the end of the running thread's time slice when another
+// thread waits for the CPU, and the moment its CPU time reaches a CPU-time
+// timer's expiry (the profiler's next SIGPROF). With none of them it stops
+// the timer: a thread that runs alone needs no slice, and a tick with
+// nothing to do would cost a trap (and wake a halted CPU) after every
+// burst of work.
 func rearmTimer(now, next int64) {
-	want := sliceEnd
-	if current == 0 && runqHead < 0 {
-		want = 0 // idle with nothing queued: only deadlines matter
+	var want int64
+	if current != 0 && runqHead >= 0 {
+		want = sliceEnd
 	}
 	if next != 0 && (want == 0 || next < want) {
 		want = next
@@ -106,9 +109,13 @@ func rearmTimer(now, next int64) {
 		want = prof
 	}
 	if want == 0 {
+		if timerArmed {
+			disarmTimer()
+		}
 		return
 	}
-	// A deadline already due (an overdue CPU-time expiry) is armed at the
+	// A deadline already due (an overdue CPU-time expiry, or a slice
+	// that ran out while the thread had the CPU alone) is armed at the
 	// minimum; a one-shot that fires by then is kept, so that a thread
 	// making system calls more often than that does not push it back.
 	want = max(want, now+minTimerNs)
