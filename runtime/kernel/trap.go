@@ -93,7 +93,8 @@ func deviceTrap(v uint64) (yield bool) {
 // rearmTimer keeps a one-shot pending for the nearest of: the next wait
 // deadline, the end of the running thread's time slice when another
 // thread waits for the CPU, and the moment its CPU time reaches a CPU-time
-// timer's expiry (the profiler's next SIGPROF). With none of them it stops
+// timer's expiry (the profiler's next SIGPROF), and the end of a crash
+// report's time (checkCrashTimeout). With none of them it stops
 // the timer: a thread that runs alone needs no slice, and a tick with
 // nothing to do would cost a trap (and wake a halted CPU) after every
 // burst of work.
@@ -107,6 +108,9 @@ func rearmTimer(now, next int64) {
 	}
 	if prof := cpuTimerDeadline(now); prof != 0 && (want == 0 || prof < want) {
 		want = prof
+	}
+	if crashing && (want == 0 || crashSince+crashTimeout < want) {
+		want = crashSince + crashTimeout + 1 // so that checkCrashTimeout runs
 	}
 	if want == 0 {
 		if timerArmed {
