@@ -83,7 +83,9 @@
 //
 // The TSC is the clock. Its rate comes at boot from the first source the
 // machine has (time.go): CPUID leaf 0x15 or the hypervisor's 0x40000010;
-// else a measurement against the PIT; else against the RTC's periodic flag
+// else a measurement against the HPET (pc, q35); else against the PIT,
+// whose windows a wrap spoilt are measured again; else against the RTC's
+// periodic flag
 // (QEMU's microvm with pit=off, where TCG's CPU states no frequency); else
 // CPUID 0x16's nominal base frequency. The console says which ("kernel:
 // TSC N MHz from ..."). The LAPIC timer is calibrated against the TSC.

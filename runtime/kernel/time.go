@@ -66,7 +66,9 @@ var (
 
 // calibrateTSC sets the TSC rate from the first source that works, most
 // exact first: what the CPU (CPUID 0x15, crystal and ratio) or the
-// hypervisor (0x40000010) states; else a measurement against the PIT;
+// hypervisor (0x40000010) states; else a measurement against the HPET
+// (pc and q35), whose 64-bit counter no stall of the host can wrap; else
+// against the PIT;
 // else against the RTC's periodic flag (QEMU's microvm with pit=off under
 // TCG, whose CPU states no frequency, has nothing else); else the nominal
 // base frequency of CPUID 0x16, which is the TSC's rate only to within
@@ -74,6 +76,9 @@ var (
 // It prints the rate and its source.
 func calibrateTSC() {
 	hz, src := tscFromCPUID()
+	if hz == 0 {
+		hz, src = tscFromHPET(), "HPET"
+	}
 	if hz == 0 {
 		hz, src = tscFromPIT(), "PIT"
 	}
@@ -128,32 +133,109 @@ func tscFromBaseFrequency() uint64 {
 	return 0
 }
 
+// The HPET (IA-PC HPET specification 1.0a §2.3): QEMU's pc and q35
+// machines have one at 0xFED00000; microvm has none.
+const (
+	hpetBase      = 0xfed00000
+	hpetCapID     = 0x000       // bits 63:32: the main counter's period in fs
+	hpetConfig    = 0x010       // bit 0 runs the main counter
+	hpetCounterLo = 0x0f0       // main counter, low and high halves
+	hpetCounterHi = 0x0f4       //
+	hpetMaxPeriod = 100_000_000 // fs: the specification's bound (100 ns)
+)
+
+// tscFromHPET measures the TSC rate against the HPET's main counter over
+// a window of 10 ms, reading both together at its ends as tscFromPIT does.
+// The counter has 64 bits, so a window the host stretches by descheduling
+// the virtual CPU only measures longer. It returns 0 without an HPET
+// (the period reads 0 or out of range).
+func tscFromHPET() uint64 {
+	if err := mapDevice(hpetBase, 4096); err != nil {
+		return 0
+	}
+	reg := func(off uint64) *uint32 { return (*uint32)(physPtr(hpetBase + off)) }
+	period := uint64(*reg(hpetCapID + 4))
+	if period == 0 || period > hpetMaxPeriod {
+		return 0
+	}
+	conf := *reg(hpetConfig)
+	*reg(hpetConfig) = conf | 1
+	defer func() { *reg(hpetConfig) = conf }()
+	read := func() uint64 { // the halves, again if the low one wrapped in between
+		for {
+			hi := *reg(hpetCounterHi)
+			lo := *reg(hpetCounterLo)
+			if *reg(hpetCounterHi) == hi {
+				return uint64(hi)<<32 | uint64(lo)
+			}
+		}
+	}
+	hpetHz := 1_000_000_000_000_000 / period
+	tsc0, c0 := readWithTSC(read)
+	tsc1, c1 := tsc0, c0
+	for spins := 0; c1-c0 < hpetHz/100; spins++ {
+		if c1 == c0 && spins > pitProbeReads {
+			return 0 // the counter does not run
+		}
+		tsc1, c1 = readWithTSC(read)
+	}
+	hi, lo := bits.Mul64(tsc1-tsc0, hpetHz) // a long stall would overflow 64 bits
+	hz, _ := bits.Div64(hi, lo, c1-c0)
+	return hz
+}
+
 // tscFromPIT measures the TSC rate against the PIT over one window,
 // reading both clocks together at its start and at its end, so that time
 // the virtual CPU spends descheduled on the host lengthens both alike.
 // (Polling for the end of a fixed PIT interval instead charged a late look
-// to the TSC alone, and the clock then ran slow for the whole boot.) It
-// returns 0 when the count does not move: no PIT (microvm's pit=off reads
-// 0xff from its ports).
+// to the TSC alone, and the clock then ran slow for the whole boot.) A
+// window the host stretched past the 16-bit count's wrap (55 ms) would
+// undercount the PIT's ticks and make the TSC look several times faster
+// (a loaded host did this: "TSC 7066 MHz"). The count starts at its
+// maximum in mode 0, whose output (port 0x61 bit 5, where the machine has
+// that port: microvm has none) goes high at the wrap and stays high, so a
+// window that wrapped is measured again; without the port, the slowest of
+// pitAttempts windows is taken, since a wrap only ever makes one faster.
+// It returns 0 when the count does not move: no PIT (microvm's pit=off
+// reads 0xff from its ports), or when every window wrapped.
 func tscFromPIT() uint64 {
 	gate := cpu.In8(pitGatePort)
 	cpu.Out8(pitGatePort, (gate&^0x02)|0x01) // gate on, speaker off
-	cpu.Out8(pitCmd, 0xb0)                   // ch 2, lo/hi byte, mode 0
-	cpu.Out8(pitCh2, 0xff)
-	cpu.Out8(pitCh2, 0xff)
-	tsc0, pit0 := readWithTSC(readPIT)
-	tsc1, pit1 := tsc0, pit0
-	for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
-		if pit1 == pit0 && spins > pitProbeReads {
-			return 0
+	var best uint64
+	for range pitAttempts {
+		cpu.Out8(pitCmd, 0xb0) // ch 2, lo/hi byte, mode 0
+		cpu.Out8(pitCh2, 0xff)
+		cpu.Out8(pitCh2, 0xff)
+		outSeen := cpu.In8(pitGatePort)&pitOut2 == 0 // low once a count is loaded
+		tsc0, pit0 := readWithTSC(readPIT)
+		tsc1, pit1 := tsc0, pit0
+		for spins := 0; uint16(pit0-pit1) < calibTicks; spins++ {
+			if pit1 == pit0 && spins > pitProbeReads {
+				return 0
+			}
+			if spins > 1<<24 {
+				return 0
+			}
+			tsc1, pit1 = readWithTSC(readPIT)
 		}
-		if spins > 1<<24 {
-			return 0
+		hz := (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
+		switch {
+		case !outSeen:
+			best = min(best, hz)
+			if best == 0 {
+				best = hz
+			}
+		case cpu.In8(pitGatePort)&pitOut2 == 0:
+			return hz
 		}
-		tsc1, pit1 = readWithTSC(readPIT)
 	}
-	return (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
+	return best
 }
+
+const (
+	pitOut2     = 0x20 // port 0x61: channel 2's output
+	pitAttempts = 3
+)
 
 // readPIT latches and reads PIT channel 2's count.
 func readPIT() uint64 {
