@@ -34,12 +34,12 @@ options:
   -m SIZE          guest RAM (default 256M)
   -smp N           virtual CPUs (default 1)
   -append CMDLINE  kernel command line (e.g. "ip=10.0.2.15/24 gw=10.0.2.2")
-  -M MACHINE       machine type (default q35). microvm (QEMU's machine
-                   with no PCI bus and no firmware) gets acpi=off unless
-                   MACHINE sets acpi=: then QEMU lists its virtio-mmio
-                   devices on the kernel command line
-                   (virtio_mmio.device=...), where the guest finds them;
-                   the NIC is virtio-net-device instead of virtio-net-pci
+  -M MACHINE       machine type (default q35). On microvm (QEMU's machine
+                   with no PCI bus) the NIC is virtio-net-device instead
+                   of virtio-net-pci, a virtio-mmio transport the guest
+                   finds in the ACPI tables (QEMU's default) or, with
+                   -M microvm,acpi=off, on the kernel command line
+                   (virtio_mmio.device=...)
   -accel A         auto, kvm or tcg (default auto: kvm only when the
                    kvm_intel or kvm_amd module is loaded and /dev/kvm is
                    usable, else tcg)
@@ -206,17 +206,15 @@ if [[ -z $cpu ]]; then
 	if [[ $accel == kvm ]]; then cpu=host,-arch-capabilities; else cpu=max; fi
 fi
 
-# microvm has no PCI bus: its NIC is a virtio-mmio device. Without ACPI
-# QEMU names each virtio-mmio device on the kernel command line
-# (virtio_mmio.device=SIZE@BASE:IRQ, as Firecracker does) and keeps every
-# line on the first I/O APIC; with ACPI (its default) it describes them
-# only in the DSDT, which the guest does not read.
+# microvm has no PCI bus: its NIC is a virtio-mmio device. With ACPI (its
+# default) QEMU declares each one in the DSDT and puts its line on a second
+# I/O APIC (GSI 24-47), which the MADT describes; with acpi=off it names
+# each on the kernel command line (virtio_mmio.device=SIZE@BASE:IRQ, as
+# Firecracker does) and keeps every line on the first I/O APIC. The guest
+# reads either.
 microvm=0
 if [[ $machine == microvm || $machine == microvm,* ]]; then
 	microvm=1
-	if [[ $machine != *,acpi=* ]]; then
-		machine+=,acpi=off
-	fi
 fi
 
 qemu=${QEMU:-qemu-system-x86_64}

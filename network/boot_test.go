@@ -72,13 +72,19 @@ var matrix = []struct {
 	{"packed=on,event_idx=off", []string{"-props", "packed=on,event_idx=off"}, []string{"RING_PACKED"}, []string{"EVENT_IDX"}, true},
 	{"packed=on,indirect_desc=off", []string{"-props", "packed=on,indirect_desc=off"}, []string{"RING_PACKED"}, []string{"INDIRECT_DESC"}, true},
 	{"packed=on declined with virtio_net.packed=0", []string{"-props", "packed=on", "-append", "virtio_net.packed=0"}, nil, []string{"RING_PACKED"}, true},
-	// QEMU's microvm: no PCI bus, the NIC on virtio-mmio, found through
-	// the virtio_mmio.device= word QEMU adds with acpi=off (qemu.sh adds
-	// acpi=off), interrupting on one level-triggered I/O APIC line. QEMU
-	// 7.2 gives virtio-mmio the legacy layout unless told otherwise.
-	{"microvm virtio-mmio legacy", []string{"-M", "microvm"}, []string{"device virtio-mmio v1", "interface legacy", "interrupts line 12"}, []string{"VERSION_1"}, false},
-	{"microvm virtio-mmio modern", []string{"-M", "microvm", "-dev", "modern"}, []string{"device virtio-mmio v2", "interface modern", "VERSION_1", "interrupts line 12"}, nil, false},
-	{"microvm virtio-mmio packed=on", []string{"-M", "microvm", "-dev", "modern", "-props", "packed=on"}, []string{"device virtio-mmio v2", "RING_PACKED"}, nil, false},
+	// QEMU's microvm: no PCI bus, the NIC on virtio-mmio, interrupting on
+	// a level-triggered I/O APIC line. With acpi=off it is found through
+	// the virtio_mmio.device= word QEMU adds to the command line, on line
+	// 12 of the one I/O APIC. QEMU 7.2 gives virtio-mmio the legacy layout
+	// unless told otherwise.
+	{"microvm virtio-mmio legacy", []string{"-M", "microvm,acpi=off"}, []string{"device virtio-mmio v1", "interface legacy", "interrupts line 12"}, []string{"VERSION_1"}, false},
+	{"microvm virtio-mmio modern", []string{"-M", "microvm,acpi=off", "-dev", "modern"}, []string{"device virtio-mmio v2", "interface modern", "VERSION_1", "interrupts line 12"}, nil, false},
+	{"microvm virtio-mmio packed=on", []string{"-M", "microvm,acpi=off", "-dev", "modern", "-props", "packed=on"}, []string{"device virtio-mmio v2", "RING_PACKED"}, nil, false},
+	// With ACPI on (microvm's default) the DSDT declares the transport
+	// (\_SB_.VR23, the last of 24 slots) and its line is GSI 47, on the
+	// second I/O APIC the MADT lists.
+	{"microvm ACPI virtio-mmio legacy", []string{"-M", "microvm"}, []string{"device virtio-mmio v1", `acpi \_SB_.VR23`, "interface legacy", "interrupts line 47"}, []string{"VERSION_1"}, true},
+	{"microvm ACPI virtio-mmio modern", []string{"-M", "microvm", "-dev", "modern"}, []string{"device virtio-mmio v2", `acpi \_SB_.VR23`, "interface modern", "VERSION_1", "interrupts line 47"}, nil, true},
 }
 
 func TestHTTPOverVirtioNet(t *testing.T) {

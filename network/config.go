@@ -32,7 +32,8 @@ type Config struct {
 	Transport virtiopci.Options
 	// MMIO lists the virtio-mmio devices the VMM described (on the
 	// command line: virtio_mmio.device=SIZE@BASE:IRQ), searched when PCI
-	// has no virtio-net device; MMIOTransport is passed to their
+	// has no virtio-net device; when it is empty, Start searches those the
+	// ACPI tables declare instead. MMIOTransport is passed to their
 	// transport.
 	MMIO          []virtiommio.Device
 	MMIOTransport virtiommio.Options
@@ -65,7 +66,8 @@ type Config struct {
 //	tcp.ackdelay=DURATION     delayed ACKs (Config.ACKDelay), e.g. 1ms
 //	virtio_mmio.device=SIZE@BASE:IRQ  a virtio-mmio device (Config.MMIO);
 //	                          QEMU's microvm with acpi=off and Firecracker
-//	                          add one per device
+//	                          add one per device (without any, Start reads
+//	                          the ACPI tables)
 //
 // Other words are ignored.
 func ConfigFromArgs(args []string) (Config, error) {

@@ -2,7 +2,9 @@
 // call: Start finds the virtio-net device (on PCI, else among the
 // virtio-mmio devices the kernel command line names with
 // virtio_mmio.device=SIZE@BASE:IRQ, as QEMU's microvm with acpi=off and
-// Firecracker do), opens its virtio transport (virtiopci or virtiommio)
+// Firecracker do, or, when it names none, those the ACPI tables' DSDT
+// declares, as QEMU's microvm does with ACPI on), opens its virtio
+// transport (virtiopci or virtiommio)
 // and the driver on the machine's ports, registers, DMA memory and
 // interrupts (runtime/machine, runtime/irq), builds a gVisor network stack
 // (IPv4, IPv6, ARP, TCP, UDP, ICMP) on the driver's link endpoint, and

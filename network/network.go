@@ -86,8 +86,10 @@ type Network struct {
 // Start finds the first virtio-net device, brings up its driver and a
 // network stack on it, and configures an address. It looks on PCI first,
 // then at the virtio-mmio devices in cfg.MMIO (from the command line's
-// virtio_mmio.device= words); a machine without a PCI bus (QEMU's microvm,
-// Firecracker) is not an error when an mmio device is there.
+// virtio_mmio.device= words) or, when there are none, at those the ACPI
+// tables declare (QEMU's microvm with ACPI on); a machine without a PCI
+// bus (QEMU's microvm, Firecracker) is not an error when an mmio device
+// is there.
 //
 // On error nothing is left running: a device the driver opened is closed
 // (reset, its buffers taken back) along with the stack.
@@ -200,7 +202,8 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 }
 
 // openTransport opens the transport of the first virtio-net device: on
-// PCI if there is one, else among cfg.MMIO. It records the transport and
+// PCI if there is one, else among cfg.MMIO or, if that is empty, the
+// virtio-mmio devices in the ACPI tables. It records the transport and
 // its name in n.
 func (n *Network) openTransport(cfg Config) (virtio.Transport, error) {
 	// A function that does not enumerate cleanly is reported but does
@@ -218,8 +221,20 @@ func (n *Network) openTransport(cfg Config) (virtio.Transport, error) {
 		n.Transport, n.PCI, n.where = t, d, d.String()
 		return t, nil
 	}
+	// The command line's virtio_mmio.device= words win; without any, the
+	// transports ACPI declares (QEMU's microvm with ACPI on, its default).
 	var mmioErrs []error
-	for _, d := range cfg.MMIO {
+	mmio, from := cfg.MMIO, "named on the command line"
+	if len(mmio) == 0 {
+		var err error
+		mmio, err = mmioFromACPI()
+		from = "in the ACPI tables, none on the command line"
+		if err != nil {
+			n.logf("network: virtio-mmio devices in ACPI: %v", err)
+			mmioErrs = append(mmioErrs, err)
+		}
+	}
+	for _, d := range mmio {
 		t, err := virtiommio.Open(d, mmioPlatform(), cfg.MMIOTransport)
 		if err != nil {
 			mmioErrs = append(mmioErrs, err)
@@ -234,8 +249,8 @@ func (n *Network) openTransport(cfg Config) (virtio.Transport, error) {
 	if pciErr != nil {
 		pciErr = fmt.Errorf("PCI enumeration: %w", pciErr)
 	}
-	err := fmt.Errorf("%w among %d PCI functions and %d virtio-mmio devices (QEMU's microvm lists them only with acpi=off)",
-		ErrNoDevice, len(devs), len(cfg.MMIO))
+	err := fmt.Errorf("%w among %d PCI functions and %d virtio-mmio devices %s",
+		ErrNoDevice, len(devs), len(mmio), from)
 	if why := errors.Join(append([]error{pciErr}, mmioErrs...)...); why != nil {
 		err = fmt.Errorf("%w: %w", err, why)
 	}

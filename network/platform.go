@@ -2,13 +2,17 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/govirtio/govirtio/driver/virtio"
 	"github.com/govirtio/govirtio/driver/virtiommio"
 	"github.com/govirtio/govirtio/driver/virtiopci"
 	"github.com/govirtio/govirtio/pci"
+	"github.com/govirtio/govirtio/runtime/acpi"
 	"github.com/govirtio/govirtio/runtime/irq"
+	"github.com/govirtio/govirtio/runtime/kernel"
 	"github.com/govirtio/govirtio/runtime/machine"
 )
 
@@ -103,3 +107,68 @@ func (i intxInterrupt) Wait(ctx context.Context) error {
 }
 
 func (i intxInterrupt) Rearm() error { return i.l.Rearm() }
+
+// mmioFromACPI lists the virtio-mmio transports the firmware's definition
+// blocks (the DSDT, then any SSDTs) declare with virtiommio's ACPI hardware
+// ID, each checked by virtiommio.DeviceFromACPI. A machine without ACPI
+// tables (QEMU's microvm with acpi=off) has none, which is not an error;
+// a transport the tables describe badly is reported and left out.
+func mmioFromACPI() ([]virtiommio.Device, error) {
+	var devs []virtiommio.Device
+	var errs []error
+	for _, sig := range []string{"DSDT", "SSDT"} {
+		for i := 0; ; i++ {
+			t, err := kernel.ACPITable(sig, i)
+			if errors.Is(err, kernel.ErrNoACPITable) || errors.Is(err, syscall.ENOSYS) {
+				break // none (ENOSYS: not under the govirtio kernel)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ACPI %s %d: %w", sig, i, err))
+				break
+			}
+			d, err := mmioFromTable(t)
+			devs = append(devs, d...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return devs, errors.Join(errs...)
+}
+
+// mmioFromTable lists the virtio-mmio transports one definition block
+// declares.
+func mmioFromTable(t []byte) ([]virtiommio.Device, error) {
+	scan, err := acpi.Devices(t)
+	if err != nil {
+		return nil, err
+	}
+	var devs []virtiommio.Device
+	var errs []error
+	for _, d := range scan.ByHID(virtiommio.ACPIHardwareID) {
+		switch {
+		case d.CRSMethod:
+			errs = append(errs, fmt.Errorf("%w of %s: _CRS is a method, which needs an AML interpreter", virtiommio.ErrBadACPIDevice, d.Path))
+			continue
+		case d.CRSErr != nil:
+			errs = append(errs, fmt.Errorf("%w of %s: %w", virtiommio.ErrBadACPIDevice, d.Path, d.CRSErr))
+			continue
+		}
+		a := virtiommio.ACPIDevice{Path: d.Path}
+		for _, m := range d.Resources.Memory {
+			a.Windows = append(a.Windows, virtiommio.ACPIWindow{Base: m.Base, Size: m.Length})
+		}
+		for _, irq := range d.Resources.Interrupts {
+			// An ISA IRQ is its GSI unless the MADT overrides it, which
+			// VMMs do only for the timer's IRQ 0.
+			a.Interrupts = append(a.Interrupts, virtiommio.ACPIInterrupt{GSI: irq.Number, Level: irq.Level, ActiveLow: irq.ActiveLow})
+		}
+		dev, err := virtiommio.DeviceFromACPI(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		devs = append(devs, dev)
+	}
+	return devs, errors.Join(errs...)
+}

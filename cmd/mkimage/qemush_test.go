@@ -188,12 +188,12 @@ func TestQemuShCommandLine(t *testing.T) {
 		{name: "cpu model override", args: []string{"-accel", "tcg", "-cpu", "qemu64,+rdrand"}, want: []string{" -cpu qemu64,+rdrand "}},
 		{name: "memory, cpus and machine", args: []string{"-m", "64M", "-smp", "2", "-M", "pc"}, want: []string{" -M pc ", " -m 64M ", " -smp 2 "}},
 		{
-			name:    "microvm gets acpi=off, so that QEMU lists its virtio-mmio devices on the command line, and a virtio-net-device",
+			name:    "microvm keeps QEMU's ACPI tables, where the guest finds its virtio-mmio devices, and gets a virtio-net-device",
 			args:    []string{"-M", "microvm", "-net", "user"},
-			want:    []string{" -M microvm,acpi=off ", " -device virtio-net-device,netdev=n0\n"},
-			notWant: []string{"virtio-net-pci", "romfile", "disable-legacy", "force-legacy"},
+			want:    []string{" -M microvm ", " -device virtio-net-device,netdev=n0\n"},
+			notWant: []string{"acpi=", "virtio-net-pci", "romfile", "disable-legacy", "force-legacy"},
 		},
-		{name: "microvm keeps an acpi= setting", args: []string{"-M", "microvm,acpi=on,pit=off"}, want: []string{" -M microvm,acpi=on,pit=off "}, notWant: []string{"acpi=off"}},
+		{name: "microvm keeps an acpi= setting", args: []string{"-M", "microvm,acpi=off,pit=off"}, want: []string{" -M microvm,acpi=off,pit=off "}},
 		{
 			name: "microvm flavours choose the virtio-mmio register layout",
 			args: []string{"-M", "microvm", "-net", "user", "-dev", "modern", "-props", "mrg_rxbuf=off"},

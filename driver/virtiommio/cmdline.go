@@ -25,6 +25,9 @@ type Device struct {
 	// ID is the optional platform device ID after a second colon (Linux
 	// names the device with it); -1 when absent.
 	ID int
+	// ACPIPath is the device's name in the ACPI namespace (\_SB_.VR23)
+	// when the DSDT described it, else "".
+	ACPIPath string
 }
 
 // String formats d as its command-line value.
@@ -32,6 +35,9 @@ func (d Device) String() string {
 	s := fmt.Sprintf("mmio %#x+%#x irq %d", d.Base, d.Size, d.IRQ)
 	if d.ID >= 0 {
 		s += fmt.Sprintf(" id %d", d.ID)
+	}
+	if d.ACPIPath != "" {
+		s += " acpi " + d.ACPIPath
 	}
 	return s
 }
@@ -79,17 +85,25 @@ func ParseDevice(v string) (Device, error) {
 		}
 		d.ID = int(id)
 	}
-	switch {
-	case size < minWindow || size > maxWindow:
-		return bad(fmt.Sprintf("window of %d bytes, want %d to %d", size, minWindow, maxWindow))
-	case base+size < base:
-		return bad("window wraps the address space")
-	case base%4 != 0:
-		return bad("base not 4-byte aligned")
-	case irq == 0 || irq > maxIRQ:
-		return bad(fmt.Sprintf("irq %d, want 1 to %d", irq, maxIRQ))
+	if why := d.check(); why != "" {
+		return bad(why)
 	}
 	return d, nil
+}
+
+// check says what is impossible about d's window or line, or "".
+func (d Device) check() string {
+	switch {
+	case d.Size < minWindow || d.Size > maxWindow:
+		return fmt.Sprintf("window of %d bytes, want %d to %d", d.Size, minWindow, maxWindow)
+	case d.Base+d.Size < d.Base:
+		return "window wraps the address space"
+	case d.Base%4 != 0:
+		return "base not 4-byte aligned"
+	case d.IRQ <= 0 || d.IRQ > maxIRQ:
+		return fmt.Sprintf("irq %d, want 1 to %d", d.IRQ, maxIRQ)
+	}
+	return ""
 }
 
 // parseSize parses a number with an optional K, M or G suffix (binary

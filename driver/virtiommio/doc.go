@@ -5,17 +5,21 @@
 //
 // # Finding devices
 //
-// Nothing can be enumerated: the VMM says where each device is. Both QEMU's
-// microvm (with acpi=off; with ACPI on it describes them in the DSDT only,
-// and puts their lines on a second I/O APIC) and Firecracker append one
-// word per device to the kernel command line, in the format Linux's
-// virtio_mmio driver reads:
+// Nothing can be enumerated: the VMM says where each device is, in one of
+// two ways. QEMU's microvm with acpi=off and Firecracker append one word
+// per device to the kernel command line, in the format Linux's virtio_mmio
+// driver reads:
 //
 //	virtio_mmio.device=SIZE@BASE:IRQ[:ID]
 //
 // SIZE takes K, M or G suffixes, BASE is hexadecimal with 0x or decimal,
 // IRQ is the I/O APIC input (GSI). ParseDevice and DevicesFromArgs read
-// them; Open checks what is there.
+// them. QEMU's microvm with ACPI on (its default) appends nothing and
+// declares each transport in its DSDT instead, as a Device with _HID
+// ACPIHardwareID, a memory window and a level-triggered, active-high
+// interrupt on a second I/O APIC (GSI 24-47); whoever reads the tables
+// (network, through runtime/acpi) hands that to DeviceFromACPI, which
+// checks it as ParseDevice checks a word. Open checks what is there.
 //
 // # Register layouts
 //

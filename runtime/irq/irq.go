@@ -73,7 +73,7 @@ func open(path string, vector uint8, gsi int) (*Line, error) {
 		return nil, fmt.Errorf("irq: open %s: %w", path, err)
 	}
 	if gsi >= 0 {
-		vector = uint8(0x30 + gsi)
+		vector = uint8(kernel.VectorGSIBase + gsi)
 	}
 	f := os.NewFile(uintptr(fd), path)
 	rc, err := f.SyscallConn()

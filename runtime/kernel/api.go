@@ -31,6 +31,11 @@ const (
 	// SysKernelStats(buf, size) copies the kernel's counters (Stats) to
 	// buf; see ReadStats.
 	SysKernelStats = 0x677c
+	// SysACPITable(sig, index, buf, size) copies up to size bytes of the
+	// index'th ACPI table with signature sig (its four bytes read as a
+	// little-endian number) to buf and returns the table's length, or
+	// -ENOENT; see ACPITable.
+	SysACPITable = 0x677d
 )
 
 // Interrupt vectors programs may use (see openDevice).
@@ -39,6 +44,9 @@ const (
 	// opened as /dev/irq/N.
 	VectorMSIFirst = vectorMSIFirst
 	VectorMSILast  = vectorMSILast
+	// VectorGSIBase is the vector of GSI 0, opened as /dev/intx/G or
+	// /dev/gsi/G: GSI G arrives on vector VectorGSIBase+G.
+	VectorGSIBase = vectorINTxBase
 )
 
 // InterruptCount returns how many times the interrupt file fd (opened as

@@ -141,13 +141,25 @@ func TestBootBehaviour(t *testing.T) {
 			[]string{`kernel: page fault on a kernel address`, `rip\s+0x[0-9a-f]{16}`, `code\s+([0-9a-f]{2} )+`,
 				`crash: faulting instruction at 0x[0-9a-f]+: MOV`}},
 		{"a goroutine waiting on an interrupt line wakes for each interrupt", []string{"-append", "irq"}, 0,
-			[]string{`MSI address 0xfee00000 data 0x50`, `waiter saw 3 interrupts`, `bootcheck: irq ok`}},
+			[]string{`MSI address 0xfee00000 data 0x60`, `waiter saw 3 interrupts`, `bootcheck: irq ok`}},
 		{"drivers reach DMA memory, registers and ports", []string{"-append", "machine"}, 0,
 			[]string{`DMA, registers and ports work`, `bootcheck: machine ok`}},
 		{"the clock is read through the vDSO, without system calls", []string{"-append", "clock"}, 0,
 			[]string{`bootcheck: clock ok`}},
 		{"GOMEMLIMIT counts the bss the kernel gives back (64 MiB: over 40)", []string{"-m", "64M", "-append", "memlimit"}, 0,
 			[]string{`bootcheck: memory limit ([4-9][0-9]|[1-9][0-9][0-9]) MiB`, `bootcheck: memlimit ok`}},
+		// QEMU's microvm with ACPI lists two I/O APICs in its MADT (GSI
+		// 0-23 and 24-47) and its virtio-mmio transports (here an RNG) in
+		// the DSDT; q35 and microvm with acpi=off have one I/O APIC.
+		{"microvm's ACPI tables reach the program and its second I/O APIC serves GSI 24-47",
+			[]string{"-M", "microvm", "-append", "acpi", "--", "-device", "virtio-rng-device"}, 0,
+			[]string{`ACPI APIC \d+ bytes, DSDT \d+ bytes, 1 LNRO0005`, `gsi 23 ok, gsi 47 ok, gsi 48 invalid argument`, `bootcheck: acpi ok`}},
+		{"microvm with acpi=off has one I/O APIC and no tables",
+			[]string{"-M", "microvm,acpi=off", "-append", "acpi"}, 0,
+			[]string{`ACPI APIC kernel: no such ACPI table`, `gsi 23 ok, gsi 47 invalid argument`, `bootcheck: acpi ok`}},
+		{"q35's tables reach the program, from an ACPI 1.0 RSDP",
+			[]string{"-M", "q35", "-append", "acpi"}, 0,
+			[]string{`ACPI APIC \d+ bytes, DSDT \d+ bytes, 0 LNRO0005`, `gsi 23 ok, gsi 47 invalid argument`, `bootcheck: acpi ok`}},
 		{"unrecovered panic exits non-zero", []string{"-append", "panic"}, 2,
 			[]string{`panic: bootcheck: deliberate panic`, `goroutine 1`}},
 	}

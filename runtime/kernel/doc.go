@@ -15,7 +15,9 @@
 // memory map against the RAM the kernel needs (see below), identity-maps
 // the first 4 GiB, enters long mode, enables SSE/XSAVE/AVX and calls kmain
 // on a boot stack. kmain reads the PVH start_info (memory map, command
-// line), builds the real page tables, the GDT/TSS/IDT, the SYSCALL entry,
+// line) and copies the ACPI tables the RSDP leads to (acpi.go: the MADT
+// says which I/O APICs there are; programs read the copies with
+// ACPITable), builds the real page tables, the GDT/TSS/IDT, the SYSCALL entry,
 // the LAPIC and its timer, then starts the Go runtime's own
 // _rt0_amd64_linux as the first thread, with a Linux initial stack (argc,
 // argv from the command line, envp, auxv).

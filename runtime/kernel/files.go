@@ -352,8 +352,8 @@ func openDevice(name []byte, flags uint64) int64 {
 			}
 			activeHigh = true
 		}
-		if n >= ioapicEntries {
-			return -eINVAL
+		if _, _, ok := ioapicFor(n); !ok {
+			return -eINVAL // no I/O APIC serves it
 		}
 		gsi, n = n, vectorINTxBase+n
 	}

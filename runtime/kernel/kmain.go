@@ -18,6 +18,7 @@ func kmain() {
 		console.Print("kernel: not started through PVH (bad start_info magic)\n")
 		exitQEMU(3)
 	}
+	readACPI() // before initMemory may hand out the pages the tables are in
 	if _, _, _, edx := cpu.CPUID(0x80000001, 0); edx&(1<<20) != 0 {
 		nxEnabled = true
 		cpu.WriteMSR(cpu.MSREFER, cpu.ReadMSR(cpu.MSREFER)|cpu.EFERNXE)

@@ -235,6 +235,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysVirtToPhys(a0)
 	case SysKernelStats:
 		r = sysKernelStats(a0, a1)
+	case SysACPITable:
+		r = sysACPITable(a0, a1, a2, a3)
 	case sysRseq:
 		r = -eNOSYS
 	default:
