@@ -101,15 +101,39 @@ func doSyscall(f *Frame) (yield bool) {
 	case sysWrite:
 		r = sysWriteFD(int64(a0), a1, a2)
 	case sysPread64:
-		r = -eBADF
+		r = fsPread(int64(a0), a1, a2, int64(a3))
+	case sysLseek:
+		r = fsLseek(int64(a0), int64(a1), a2)
 	case sysClose:
 		r = closeFD(int64(a0))
 	case sysOpen:
-		r = sysOpenPath(a0, a1)
+		r = fsOpenat(atFDCWD, a0, a1)
 	case sysOpenat:
-		r = sysOpenPath(a1, a2)
-	case sysFstat, sysNewfstatat, sysReadlink, sysReadlinkat:
-		r = -eNOENT
+		r = fsOpenat(int64(a0), a1, a2)
+	case sysFstat:
+		r = fsFstat(int64(a0), a1)
+	case sysNewfstatat:
+		r = fsFstatat(int64(a0), a1, a2, a3)
+	case sysStat:
+		r = fsFstatat(atFDCWD, a0, a1, 0)
+	case sysLstat:
+		r = fsFstatat(atFDCWD, a0, a1, atSymlinkNofollow)
+	case sysGetdents64:
+		r = fsGetdents(int64(a0), a1, a2)
+	case sysReadlink:
+		r = fsReadlinkat(atFDCWD, a0)
+	case sysReadlinkat:
+		r = fsReadlinkat(int64(a0), a1)
+	case sysAccess:
+		r = fsAccessat(atFDCWD, a0, a1, 0)
+	case sysFaccessat:
+		r = fsAccessat(int64(a0), a1, a2, 0)
+	case sysFaccessat2:
+		r = fsAccessat(int64(a0), a1, a2, a3)
+	case sysGetcwd:
+		r = fsGetcwd(a0, a1)
+	case SysSetKernelFile:
+		r = sysSetKernelFile(a0, a1, a2)
 	case sysIoctl:
 		r = -eNOTTY
 	case sysFcntl:
@@ -282,6 +306,8 @@ func sysWriteFD(fd int64, buf, n uint64) int64 {
 		return eventfdWrite(f, fd, buf, n)
 	case fileIRQ:
 		return irqRearm(f)
+	case fileRegular:
+		return -eBADF // opened read-only
 	}
 	return -eINVAL
 }
@@ -290,6 +316,9 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 	f := fileFor(fd)
 	if f == nil {
 		return -eBADF
+	}
+	if f.kind == fileRegular {
+		return fsRead(f, buf, n) // checks only the part of buf it fills
 	}
 	if !userRange(buf, n, true) {
 		return -eFAULT
@@ -301,25 +330,6 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 		return eventfdRead(f, fd, buf, n)
 	}
 	return -eINVAL
-}
-
-// sysOpenPath opens the few paths the kernel provides (/dev/irq/N); the
-// Go runtime's probes of /sys and /proc get ENOENT, which it expects.
-func sysOpenPath(path, flags uint64) int64 {
-	var name [64]byte
-	n := 0
-	for n < len(name) {
-		if !userRange(path+uint64(n), 1, false) {
-			return -eFAULT
-		}
-		c := userBytes(path+uint64(n), 1)[0]
-		if c == 0 {
-			break
-		}
-		name[n] = c
-		n++
-	}
-	return openDevice(name[:n], flags)
 }
 
 const (
@@ -340,6 +350,12 @@ func sysFcntlFD(fd int64, cmd, arg uint64) int64 {
 	case fGetFD, fSetFD:
 		return 0
 	case fGetFL:
+		if f.kind == fileRegular { // open(2) allows read-only files only
+			if f.nonblock {
+				return oLargefile | oNonblock
+			}
+			return oLargefile
+		}
 		if f.nonblock {
 			return oRDWR | oNonblock
 		}
