@@ -5,6 +5,7 @@ go 1.26.3
 require (
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	golang.org/x/arch v0.33.0
+	golang.org/x/crypto/x509roots/fallback v0.0.0-20261030153154-30a33513ff6d
 	gvisor.dev/gvisor v0.0.0-20260527191743-a81fd9dd382e
 )
 
