@@ -39,6 +39,28 @@ func TestStandardTreeIsCurrent(t *testing.T) {
 	}
 }
 
+// A malformed packed tree is replaced by emptyTree, which must itself be
+// well formed: the root directory alone.
+func TestEmptyTreeIsARootAlone(t *testing.T) {
+	if err := fsimage.Check(emptyTree); err != nil {
+		t.Fatal(err)
+	}
+	if root := fsimage.At(emptyTree, 0); fsimage.Count(emptyTree) != 1 || !root.IsDir() || root.Count != 0 {
+		t.Errorf("emptyTree: %d nodes, root %+v", fsimage.Count(emptyTree), root)
+	}
+}
+
+func TestSendfileLetsGoFallBackToReadAndWrite(t *testing.T) {
+	k := setupFS(t, "")
+	fd := uint64(k.mustOpen(t, "/srv/index.html"))
+	if _, r := call(sysSendfile, 1, fd, 0, 15); r != -eINVAL {
+		t.Errorf("sendfile: %d, want -EINVAL (Go then copies with read and write)", r)
+	}
+	if _, r := call(sysSendfile, 1, 50, 0, 15); r != -eBADF {
+		t.Errorf("sendfile from a closed fd: %d, want -EBADF", r)
+	}
+}
+
 const fsMtime = 1_700_000_000
 
 // fsKernel is a kernel with a test tree:

@@ -132,6 +132,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = fsAccessat(int64(a0), a1, a2, a3)
 	case sysGetcwd:
 		r = fsGetcwd(a0, a1)
+	case sysSendfile:
+		r = fsSendfile(int64(a0), int64(a1))
 	case SysSetKernelFile:
 		r = sysSetKernelFile(a0, a1, a2)
 	case sysIoctl:
