@@ -81,9 +81,9 @@
 // kernel refers to nodes by index and copies from the image straight to
 // the program's buffers, so it keeps no pointers and allocates nothing.
 // open/openat, read, pread64, lseek, fstat, newfstatat (AT_EMPTY_PATH
-// included), getdents64, readlink, access and getcwd behave as on a Linux
-// read-only mount (EROFS for writing or creating, ENOTDIR, EISDIR,
-// ENOENT...), with the working directory at the root. /etc/resolv.conf
+// included), getdents64, readlink, access, chdir and getcwd behave as on
+// a Linux read-only mount (EROFS for writing or creating, ENOTDIR, EISDIR,
+// ENOENT...); the working directory starts at the root. /etc/resolv.conf
 // and /etc/hosts are the kernel's own: they start from the command line
 // (dns=, ip=) and package network replaces them after a DHCP lease with
 // SetNameServers and SetHostAddresses (fs_api.go).

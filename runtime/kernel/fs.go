@@ -9,8 +9,8 @@ import (
 // The read-only file system: the tree packed into the image (packedFiles,
 // in runtime/fsimage's format), served with Linux's semantics for open,
 // openat, read, pread64, lseek, fstat, newfstatat, getdents64, readlink,
-// access and getcwd, so that os.ReadFile, os.ReadDir, fs.WalkDir and
-// http.FileServer work on it. Everything is read in place: a node is an
+// access, chdir, fchdir and getcwd, so that os.ReadFile, os.ReadDir,
+// fs.WalkDir and http.FileServer work on it. Everything is read in place: a node is an
 // index into the packed tree and a read copies from the image's data to
 // the program's buffer, so the kernel keeps no pointers and allocates
 // nothing. Two files are the kernel's own (fsimage.KindKernel):
@@ -18,8 +18,9 @@ import (
 // the command line and that the program replaces through SysSetKernelFile
 // (SetNameServers, SetHostAddresses in fs_api.go).
 //
-// The working directory is the root, for good: relative paths start
-// there, and getcwd says "/".
+// The working directory starts at the root (relative paths start there:
+// -files static serves http.Dir("static")); chdir and fchdir move it
+// within the tree, and getcwd names it.
 
 // System calls of this file (the dispatcher's table has the others).
 const (
@@ -29,6 +30,8 @@ const (
 	sysAccess     = 21
 	sysSendfile   = 40
 	sysGetcwd     = 79
+	sysChdir      = 80
+	sysFchdir     = 81
 	sysGetdents64 = 217
 	sysFaccessat  = 269
 	sysFaccessat2 = 439
@@ -107,6 +110,8 @@ var (
 	fsReady, fsValid bool
 	// kernelFiles are the contents of the fsimage.KindKernel nodes, by slot.
 	kernelFiles [fsimage.Slots]kernelFile
+	// cwd is the working directory's node.
+	cwd uint32
 	// pathBuf holds the path of the system call in progress (one CPU, and
 	// the kernel runs with interrupts off: one buffer serves every call).
 	pathBuf [pathMax]byte
@@ -326,21 +331,21 @@ func lookupAt(dirfd int64, va uint64, emptyOK bool) (walkResult, int64) {
 	return walkAt(dirfd, pathBuf[:n], emptyOK)
 }
 
-// walkAt resolves p relative to dirfd (AT_FDCWD: the root, the working
+// walkAt resolves p relative to dirfd (AT_FDCWD: the working
 // directory). emptyOK lets an empty path mean dirfd itself
 // (AT_EMPTY_PATH); fd is then dirfd, else -1.
 func walkAt(dirfd int64, p []byte, emptyOK bool) (r walkResult, fd int64) {
 	fsInit()
 	if len(p) == 0 && emptyOK {
 		if dirfd == atFDCWD {
-			return walkResult{node: 0}, -1
+			return walkResult{node: cwd}, -1
 		}
 		if fileFor(dirfd) == nil {
 			return walkResult{errno: -eBADF}, -1
 		}
 		return walkResult{}, dirfd
 	}
-	start := uint32(0)
+	start := cwd
 	if len(p) > 0 && p[0] != '/' && dirfd != atFDCWD {
 		f := fileFor(dirfd)
 		if f == nil {
@@ -703,17 +708,66 @@ func fsAccessat(dirfd int64, path, mode, flags uint64) int64 {
 	return 0
 }
 
-// fsGetcwd is getcwd(2): the working directory is always the root.
+// fsGetcwd is getcwd(2): the working directory's path, built from its
+// node up to the root.
 func fsGetcwd(buf, size uint64) int64 {
-	if size < 2 {
+	fsInit()
+	t := tree()
+	n := uint64(1) // the NUL, or "/" for the root
+	for i := cwd; i != 0; i = fsimage.At(t, i).Parent {
+		n += 1 + uint64(fsimage.At(t, i).NameLen)
+	}
+	if cwd == 0 {
+		n++
+	}
+	if size < n {
 		return -eRANGE
 	}
-	if !userRange(buf, 2, true) {
+	if !userRange(buf, n, true) {
 		return -eFAULT
 	}
-	b := userBytes(buf, 2)
-	b[0], b[1] = '/', 0
-	return 2
+	b := userBytes(buf, int(n))
+	b[n-1] = 0
+	if cwd == 0 {
+		b[0] = '/'
+		return int64(n)
+	}
+	end := n - 1
+	for i := cwd; i != 0; {
+		nd := fsimage.At(t, i)
+		end -= uint64(nd.NameLen)
+		copy(b[end:], fsimage.Name(t, nd))
+		end--
+		b[end] = '/'
+		i = nd.Parent
+	}
+	return int64(n)
+}
+
+// fsChdir is chdir(2) (fd -1, path) and fchdir(2) (fd).
+func fsChdir(fd int64, path uint64) int64 {
+	var node uint32
+	if fd >= 0 {
+		f := fileFor(fd)
+		if f == nil {
+			return -eBADF
+		}
+		if f.kind != fileRegular {
+			return -eNOTDIR
+		}
+		node = f.node
+	} else {
+		r, _ := lookupAt(atFDCWD, path, false)
+		if r.errno != 0 {
+			return r.errno
+		}
+		node = r.node
+	}
+	if !fsimage.At(tree(), node).IsDir() {
+		return -eNOTDIR
+	}
+	cwd = node
+	return 0
 }
 
 // fsSendfile is sendfile(2), which Go's io.Copy from a file to a socket

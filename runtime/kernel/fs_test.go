@@ -110,13 +110,13 @@ func setupFS(t *testing.T, cmdline string) *fsKernel {
 	}
 	saved := packedFiles
 	packedFiles = string(img)
-	fsReady, fsValid = false, false
+	fsReady, fsValid, cwd = false, false, 0
 	kernelFiles = [fsimage.Slots]kernelFile{}
 	boot.ncmd = copy(boot.cmdline[:], cmdline)
 	wallBase = 1_700_000_000e9
 	t.Cleanup(func() {
 		packedFiles = saved
-		fsReady, fsValid = false, false
+		fsReady, fsValid, cwd = false, false, 0
 		boot.ncmd = 0
 	})
 	return &fsKernel{testKernel: k, big: big}
@@ -529,6 +529,43 @@ func TestReadlinkAccessAndGetcwd(t *testing.T) {
 	}
 	if _, r := call(sysGetcwd, buf, 1); r != -eRANGE {
 		t.Errorf("getcwd into 1 byte: %d, want -ERANGE", r)
+	}
+}
+
+func TestChdirMovesWhereRelativePathsStart(t *testing.T) {
+	k := setupFS(t, "")
+	buf, b := k.at(512, 64)
+	getcwd := func() string {
+		_, r := call(sysGetcwd, buf, 64)
+		if r <= 0 {
+			t.Fatalf("getcwd: %d", r)
+		}
+		return string(b[:r-1])
+	}
+	if _, r := call(sysChdir, k.cpath(0, "/srv/css")); r != 0 {
+		t.Fatalf("chdir /srv/css: %d", r)
+	}
+	if got := getcwd(); got != "/srv/css" {
+		t.Errorf("getcwd after chdir: %q", got)
+	}
+	if fd := k.open("site.css", 0); fd < 3 {
+		t.Errorf("open of a relative path after chdir: %d", fd)
+	}
+	if _, r := call(sysGetcwd, buf, 8); r != -eRANGE {
+		t.Errorf("getcwd into too small a buffer: %d, want -ERANGE", r)
+	}
+	if _, r := call(sysChdir, k.cpath(0, "/srv/index.html")); r != -eNOTDIR {
+		t.Errorf("chdir to a file: %d, want -ENOTDIR", r)
+	}
+	if _, r := call(sysChdir, k.cpath(0, "nowhere")); r != -eNOENT {
+		t.Errorf("chdir to a missing name: %d, want -ENOENT", r)
+	}
+	root := uint64(k.mustOpen(t, "/"))
+	if _, r := call(sysFchdir, root); r != 0 || getcwd() != "/" {
+		t.Errorf("fchdir to the root: %d, cwd %q", r, getcwd())
+	}
+	if _, r := call(sysFchdir, 1); r != -eNOTDIR {
+		t.Errorf("fchdir to the console: %d, want -ENOTDIR", r)
 	}
 }
 

@@ -132,6 +132,10 @@ func doSyscall(f *Frame) (yield bool) {
 		r = fsAccessat(int64(a0), a1, a2, a3)
 	case sysGetcwd:
 		r = fsGetcwd(a0, a1)
+	case sysChdir:
+		r = fsChdir(-1, a0)
+	case sysFchdir:
+		r = fsChdir(int64(a0), 0)
 	case sysSendfile:
 		r = fsSendfile(int64(a0), int64(a1))
 	case SysSetKernelFile:

@@ -59,6 +59,11 @@ func main() {
 	check(errors.Is(err, syscall.EROFS), "os.WriteFile: %v, want EROFS", err)
 	wd, err := os.Getwd()
 	check(err == nil && wd == "/", "os.Getwd = %q, %v", wd, err)
+	err = os.Chdir("/srv/sub")
+	b, rerr := os.ReadFile("index.html")
+	wd, werr := os.Getwd()
+	check(err == nil && rerr == nil && string(b) == "<h1>index</h1>\n" && wd == "/srv/sub", "after os.Chdir: %v, ReadFile %q %v, Getwd %q %v", err, b, rerr, wd, werr)
+	check(os.Chdir("/") == nil, "os.Chdir(/)")
 
 	rc, err := os.ReadFile("/etc/resolv.conf")
 	check(err == nil && strings.Contains(string(rc), "nameserver 10.0.2.3\n"), "/etc/resolv.conf = %q, %v", rc, err)
