@@ -225,6 +225,52 @@ func (k *kernelFile) put(s string) { k.n += copy(k.data[k.n:], s) }
 
 func (k *kernelFile) putBytes(b []byte) { k.n += copy(k.data[k.n:], b) }
 
+// fsSyscall runs the file system's system calls (the dispatcher's default
+// case hands them over); ok is false for any other number.
+func fsSyscall(nr, a0, a1, a2, a3 uint64) (r int64, ok bool) {
+	switch nr {
+	case sysPread64:
+		return fsPread(int64(a0), a1, a2, int64(a3)), true
+	case sysLseek:
+		return fsLseek(int64(a0), int64(a1), a2), true
+	case sysOpen:
+		return fsOpenat(atFDCWD, a0, a1), true
+	case sysOpenat:
+		return fsOpenat(int64(a0), a1, a2), true
+	case sysFstat:
+		return fsFstat(int64(a0), a1), true
+	case sysNewfstatat:
+		return fsFstatat(int64(a0), a1, a2, a3), true
+	case sysStat:
+		return fsFstatat(atFDCWD, a0, a1, 0), true
+	case sysLstat:
+		return fsFstatat(atFDCWD, a0, a1, atSymlinkNofollow), true
+	case sysGetdents64:
+		return fsGetdents(int64(a0), a1, a2), true
+	case sysReadlink:
+		return fsReadlinkat(atFDCWD, a0), true
+	case sysReadlinkat:
+		return fsReadlinkat(int64(a0), a1), true
+	case sysAccess:
+		return fsAccessat(atFDCWD, a0, a1, 0), true
+	case sysFaccessat:
+		return fsAccessat(int64(a0), a1, a2, 0), true
+	case sysFaccessat2:
+		return fsAccessat(int64(a0), a1, a2, a3), true
+	case sysGetcwd:
+		return fsGetcwd(a0, a1), true
+	case sysChdir:
+		return fsChdir(-1, a0), true
+	case sysFchdir:
+		return fsChdir(int64(a0), 0), true
+	case sysSendfile:
+		return fsSendfile(int64(a0), int64(a1)), true
+	case SysSetKernelFile:
+		return sysSetKernelFile(a0, a1, a2), true
+	}
+	return 0, false
+}
+
 // copyPath copies the NUL-terminated path at va into pathBuf and returns
 // its length, or -errno.
 func copyPath(va uint64) int64 {

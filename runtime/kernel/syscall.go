@@ -100,46 +100,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysReadFD(int64(a0), a1, a2)
 	case sysWrite:
 		r = sysWriteFD(int64(a0), a1, a2)
-	case sysPread64:
-		r = fsPread(int64(a0), a1, a2, int64(a3))
-	case sysLseek:
-		r = fsLseek(int64(a0), int64(a1), a2)
 	case sysClose:
 		r = closeFD(int64(a0))
-	case sysOpen:
-		r = fsOpenat(atFDCWD, a0, a1)
-	case sysOpenat:
-		r = fsOpenat(int64(a0), a1, a2)
-	case sysFstat:
-		r = fsFstat(int64(a0), a1)
-	case sysNewfstatat:
-		r = fsFstatat(int64(a0), a1, a2, a3)
-	case sysStat:
-		r = fsFstatat(atFDCWD, a0, a1, 0)
-	case sysLstat:
-		r = fsFstatat(atFDCWD, a0, a1, atSymlinkNofollow)
-	case sysGetdents64:
-		r = fsGetdents(int64(a0), a1, a2)
-	case sysReadlink:
-		r = fsReadlinkat(atFDCWD, a0)
-	case sysReadlinkat:
-		r = fsReadlinkat(int64(a0), a1)
-	case sysAccess:
-		r = fsAccessat(atFDCWD, a0, a1, 0)
-	case sysFaccessat:
-		r = fsAccessat(int64(a0), a1, a2, 0)
-	case sysFaccessat2:
-		r = fsAccessat(int64(a0), a1, a2, a3)
-	case sysGetcwd:
-		r = fsGetcwd(a0, a1)
-	case sysChdir:
-		r = fsChdir(-1, a0)
-	case sysFchdir:
-		r = fsChdir(int64(a0), 0)
-	case sysSendfile:
-		r = fsSendfile(int64(a0), int64(a1))
-	case SysSetKernelFile:
-		r = sysSetKernelFile(a0, a1, a2)
 	case sysIoctl:
 		r = -eNOTTY
 	case sysFcntl:
@@ -268,6 +230,10 @@ func doSyscall(f *Frame) (yield bool) {
 	case sysRseq:
 		r = -eNOSYS
 	default:
+		if v, ok := fsSyscall(nr, a0, a1, a2, a3); ok {
+			r = v
+			break
+		}
 		if nr < maxSyscallReported && !reported[nr] {
 			reported[nr] = true
 			console.Print("kernel: unimplemented system call ")
