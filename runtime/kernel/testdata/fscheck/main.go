@@ -7,7 +7,9 @@
 package main
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +80,20 @@ func main() {
 		n = len(pool.Subjects()) //nolint:staticcheck // a count is all that is wanted
 	}
 	check(err == nil && n > 100, "x509.SystemCertPool: %d roots, %v", n, err)
+	// The boot test packs a CA of its own beside the bundle, as a test of
+	// TLS would: crypto/x509 reads every file of /etc/ssl/certs.
+	if pemData, err := os.ReadFile("/etc/ssl/certs/test-ca.pem"); err == nil && pool != nil {
+		block, _ := pem.Decode(pemData)
+		ca, err := x509.ParseCertificate(block.Bytes)
+		found := false
+		for _, s := range pool.Subjects() { //nolint:staticcheck // comparing subjects is enough
+			found = found || err == nil && bytes.Equal(s, ca.RawSubject)
+		}
+		check(found, "the packed test CA is not in the system pool (%v)", err)
+		if found {
+			fmt.Println("fscheck: the packed test CA is in the system pool")
+		}
+	}
 
 	// http.FileServer over the packed directory, without a socket.
 	srv := http.FileServer(http.Dir("/srv"))
