@@ -101,8 +101,8 @@ type kernelFile struct {
 	mtime int64 // last change, ns since 1970: Go's resolver re-reads resolv.conf and hosts when it moves
 }
 
-// hostName is the guest's name in /etc/hosts (uname's nodename too).
-const hostName = "govirtio"
+// guestName is the guest's name in /etc/hosts (uname's nodename too).
+const guestName = "govirtio"
 
 var (
 	// fsReady says fsInit has run; fsValid that packedFiles passed
@@ -110,11 +110,11 @@ var (
 	fsReady, fsValid bool
 	// kernelFiles are the contents of the fsimage.KindKernel nodes, by slot.
 	kernelFiles [fsimage.Slots]kernelFile
-	// cwd is the working directory's node.
-	cwd uint32
-	// pathBuf holds the path of the system call in progress (one CPU, and
+	// fsCwd is the working directory's node.
+	fsCwd uint32
+	// fsPathBuf holds the path of the system call in progress (one CPU, and
 	// the kernel runs with interrupts off: one buffer serves every call).
-	pathBuf [pathMax]byte
+	fsPathBuf [pathMax]byte
 )
 
 // emptyTree is a tree of the root directory alone, served when the
@@ -125,8 +125,8 @@ const emptyTree = "GVFSIMG1\x01\x00\x00\x00" + "\x00\x00\x00\x00\x00\x00\x00\x00
 	"\x01\x00\x00\x00\x00\x00\x00\x00" + "\x00\x00\x00\x00\x00\x00\x00\x00" + // first 1, no children
 	"\x00\x00\x00\x00\x00\x00\x00\x00" // mtime 0
 
-// tree is the file tree being served.
-func tree() string {
+// fsTree is the file tree being served.
+func fsTree() string {
 	if fsValid {
 		return packedFiles
 	}
@@ -172,7 +172,7 @@ func initKernelFiles(line []byte) {
 		w := line[i:j]
 		i = j
 		switch {
-		case hasPrefix(w, "dns="):
+		case fsHasPrefix(w, "dns="):
 			for v := w[4:]; len(v) > 0; {
 				k := 0
 				for k < len(v) && v[k] != ',' {
@@ -188,7 +188,7 @@ func initKernelFiles(line []byte) {
 				}
 				v = v[k:]
 			}
-		case hasPrefix(w, "ip="):
+		case fsHasPrefix(w, "ip="):
 			addr := w[3:]
 			for k := range addr {
 				if addr[k] == '/' {
@@ -198,7 +198,7 @@ func initKernelFiles(line []byte) {
 			}
 			if isAddrText(addr) {
 				hosts.putBytes(addr)
-				hosts.put("\t" + hostName + "\n")
+				hosts.put("\t" + guestName + "\n")
 			}
 		}
 	}
@@ -218,7 +218,7 @@ func isAddrText(w []byte) bool {
 	return true
 }
 
-func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+func fsHasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
 
 // put and putBytes append to a kernel file, dropping what does not fit.
 func (k *kernelFile) put(s string) { k.n += copy(k.data[k.n:], s) }
@@ -271,7 +271,7 @@ func fsSyscall(nr, a0, a1, a2, a3 uint64) (r int64, ok bool) {
 	return 0, false
 }
 
-// copyPath copies the NUL-terminated path at va into pathBuf and returns
+// copyPath copies the NUL-terminated path at va into fsPathBuf and returns
 // its length, or -errno.
 func copyPath(va uint64) int64 {
 	n := uint64(0)
@@ -293,7 +293,7 @@ func copyPath(va uint64) int64 {
 			if c == 0 {
 				return int64(n)
 			}
-			pathBuf[n] = c
+			fsPathBuf[n] = c
 			n++
 		}
 	}
@@ -302,11 +302,11 @@ func copyPath(va uint64) int64 {
 
 // isDevicePath reports the interrupt files of openDevice.
 func isDevicePath(p []byte) bool {
-	return hasPrefix(p, "/dev/irq/") || hasPrefix(p, "/dev/intx/") || hasPrefix(p, "/dev/gsi/")
+	return fsHasPrefix(p, "/dev/irq/") || fsHasPrefix(p, "/dev/intx/") || fsHasPrefix(p, "/dev/gsi/")
 }
 
-// walkResult is where a path led.
-type walkResult struct {
+// fsWalkResult is where a path led.
+type fsWalkResult struct {
 	node uint32 // the node found; with errno ENOENT and lastMissing, the directory the last name is missing from
 	// lastMissing: only the last component is missing (an O_CREAT would
 	// make it there).
@@ -314,13 +314,13 @@ type walkResult struct {
 	errno       int64 // 0 or a negative errno
 }
 
-// walk resolves p (absolute, or relative to the directory node start)
+// fsWalkPath resolves p (absolute, or relative to the directory node start)
 // in the tree t: "." and ".." as Linux has them (the root's parent is
 // itself), repeated slashes as one, a trailing slash only after a
 // directory.
-func walk(t string, start uint32, p []byte) walkResult {
+func fsWalkPath(t string, start uint32, p []byte) fsWalkResult {
 	if len(p) == 0 {
-		return walkResult{errno: -eNOENT}
+		return fsWalkResult{errno: -eNOENT}
 	}
 	cur := start
 	if p[0] == '/' {
@@ -341,10 +341,10 @@ func walk(t string, start uint32, p []byte) walkResult {
 		i = j
 		dir := fsimage.At(t, cur)
 		if !dir.IsDir() {
-			return walkResult{errno: -eNOTDIR}
+			return fsWalkResult{errno: -eNOTDIR}
 		}
 		if len(name) > fsimage.MaxName {
-			return walkResult{errno: -eNAMETOOLONG}
+			return fsWalkResult{errno: -eNAMETOOLONG}
 		}
 		switch string(name) {
 		case ".":
@@ -356,53 +356,53 @@ func walk(t string, start uint32, p []byte) walkResult {
 				for i < len(p) && p[i] == '/' {
 					i++
 				}
-				return walkResult{node: cur, lastMissing: i == len(p), errno: -eNOENT}
+				return fsWalkResult{node: cur, lastMissing: i == len(p), errno: -eNOENT}
 			}
 			cur = c
 		}
 	}
 	if p[len(p)-1] == '/' && !fsimage.At(t, cur).IsDir() {
-		return walkResult{errno: -eNOTDIR}
+		return fsWalkResult{errno: -eNOTDIR}
 	}
-	return walkResult{node: cur}
+	return fsWalkResult{node: cur}
 }
 
-// lookupAt copies the path at va and resolves it relative to dirfd
-// (walkAt).
-func lookupAt(dirfd int64, va uint64, emptyOK bool) (walkResult, int64) {
+// fsLookupAt copies the path at va and resolves it relative to dirfd
+// (fsWalkAt).
+func fsLookupAt(dirfd int64, va uint64, emptyOK bool) (fsWalkResult, int64) {
 	n := copyPath(va)
 	if n < 0 {
-		return walkResult{errno: n}, -1
+		return fsWalkResult{errno: n}, -1
 	}
-	return walkAt(dirfd, pathBuf[:n], emptyOK)
+	return fsWalkAt(dirfd, fsPathBuf[:n], emptyOK)
 }
 
-// walkAt resolves p relative to dirfd (AT_FDCWD: the working
+// fsWalkAt resolves p relative to dirfd (AT_FDCWD: the working
 // directory). emptyOK lets an empty path mean dirfd itself
 // (AT_EMPTY_PATH); fd is then dirfd, else -1.
-func walkAt(dirfd int64, p []byte, emptyOK bool) (r walkResult, fd int64) {
+func fsWalkAt(dirfd int64, p []byte, emptyOK bool) (r fsWalkResult, fd int64) {
 	fsInit()
 	if len(p) == 0 && emptyOK {
 		if dirfd == atFDCWD {
-			return walkResult{node: cwd}, -1
+			return fsWalkResult{node: fsCwd}, -1
 		}
 		if fileFor(dirfd) == nil {
-			return walkResult{errno: -eBADF}, -1
+			return fsWalkResult{errno: -eBADF}, -1
 		}
-		return walkResult{}, dirfd
+		return fsWalkResult{}, dirfd
 	}
-	start := cwd
+	start := fsCwd
 	if len(p) > 0 && p[0] != '/' && dirfd != atFDCWD {
 		f := fileFor(dirfd)
 		if f == nil {
-			return walkResult{errno: -eBADF}, -1
+			return fsWalkResult{errno: -eBADF}, -1
 		}
-		if f.kind != fileRegular || !fsimage.At(tree(), f.node).IsDir() {
-			return walkResult{errno: -eNOTDIR}, -1
+		if f.kind != fileRegular || !fsimage.At(fsTree(), f.node).IsDir() {
+			return fsWalkResult{errno: -eNOTDIR}, -1
 		}
 		start = f.node
 	}
-	return walk(tree(), start, p), -1
+	return fsWalkPath(fsTree(), start, p), -1
 }
 
 // fsOpenat is open(2) and openat(2). The interrupt files (/dev/irq/N...)
@@ -415,11 +415,11 @@ func fsOpenat(dirfd int64, path, flags uint64) int64 {
 	if n < 0 {
 		return n
 	}
-	p := pathBuf[:n]
+	p := fsPathBuf[:n]
 	if isDevicePath(p) {
 		return openDevice(p, flags)
 	}
-	r, _ := walkAt(dirfd, p, false)
+	r, _ := fsWalkAt(dirfd, p, false)
 	write := flags&oAccMode != 0 || flags&oTrunc != 0
 	if r.errno != 0 {
 		if r.errno == -eNOENT && r.lastMissing && flags&(oCreat|oTmpfile) != 0 {
@@ -430,7 +430,7 @@ func fsOpenat(dirfd int64, path, flags uint64) int64 {
 		}
 		return r.errno
 	}
-	nd := fsimage.At(tree(), r.node)
+	nd := fsimage.At(fsTree(), r.node)
 	switch {
 	case flags&oCreat != 0 && flags&oExcl != 0:
 		return -eEXIST
@@ -455,9 +455,9 @@ func fsOpenat(dirfd int64, path, flags uint64) int64 {
 	return fd
 }
 
-// content returns a file node's bytes: either a string of the image's or
+// fsContent returns a file node's bytes: either a string of the image's or
 // a kernel file's buffer (one of the two is empty).
-func content(t string, nd fsimage.Node) (string, []byte) {
+func fsContent(t string, nd fsimage.Node) (string, []byte) {
 	if nd.Kind == fsimage.KindKernel {
 		k := &kernelFiles[nd.Slot]
 		return "", k.data[:k.n]
@@ -468,12 +468,12 @@ func content(t string, nd fsimage.Node) (string, []byte) {
 // fsReadAt copies up to n bytes from offset off of f's file to the
 // program's buffer. Reading at or past the end returns 0.
 func fsReadAt(f *file, buf, n, off uint64) int64 {
-	t := tree()
+	t := fsTree()
 	nd := fsimage.At(t, f.node)
 	if nd.IsDir() {
 		return -eISDIR
 	}
-	s, b := content(t, nd)
+	s, b := fsContent(t, nd)
 	size := uint64(len(s) + len(b))
 	if off >= size || n == 0 {
 		return 0
@@ -530,11 +530,11 @@ func fsLseek(fd int64, off int64, whence uint64) int64 {
 	if f.kind != fileRegular {
 		return -eSPIPE
 	}
-	t := tree()
+	t := fsTree()
 	nd := fsimage.At(t, f.node)
 	var size int64
 	if !nd.IsDir() {
-		s, b := content(t, nd)
+		s, b := fsContent(t, nd)
 		size = int64(len(s) + len(b))
 	}
 	var pos int64
@@ -582,7 +582,7 @@ func fsGetdents(fd int64, buf, size uint64) int64 {
 	if f.kind != fileRegular {
 		return -eNOTDIR
 	}
-	t := tree()
+	t := fsTree()
 	dir := fsimage.At(t, f.node)
 	if !dir.IsDir() {
 		return -eNOTDIR
@@ -630,7 +630,7 @@ func fsGetdents(fd int64, buf, size uint64) int64 {
 
 // statNode fills a struct stat for node i of the tree.
 func statNode(buf uint64, i uint32) int64 {
-	t := tree()
+	t := fsTree()
 	nd := fsimage.At(t, i)
 	mode := uint32(sIFREG) | uint32(nd.Perm)
 	nlink, size := uint64(1), uint64(0)
@@ -644,7 +644,7 @@ func statNode(buf uint64, i uint32) int64 {
 			}
 		}
 	} else {
-		s, b := content(t, nd)
+		s, b := fsContent(t, nd)
 		size = uint64(len(s) + len(b))
 		if nd.Kind == fsimage.KindKernel {
 			mtime = kernelFiles[nd.Slot].mtime
@@ -697,7 +697,7 @@ func fsFstatat(dirfd int64, path, buf, flags uint64) int64 {
 	if flags&^(atSymlinkNofollow|atNoAutomount|atEmptyPath) != 0 {
 		return -eINVAL
 	}
-	r, fd := lookupAt(dirfd, path, flags&atEmptyPath != 0)
+	r, fd := fsLookupAt(dirfd, path, flags&atEmptyPath != 0)
 	if r.errno != 0 {
 		return r.errno
 	}
@@ -711,7 +711,7 @@ func fsFstatat(dirfd int64, path, buf, flags uint64) int64 {
 // link, so a name that exists gets EINVAL (and /proc/self/exe, which
 // os.Executable reads, ENOENT).
 func fsReadlinkat(dirfd int64, path uint64) int64 {
-	r, _ := lookupAt(dirfd, path, false)
+	r, _ := fsLookupAt(dirfd, path, false)
 	if r.errno != 0 {
 		return r.errno
 	}
@@ -730,7 +730,7 @@ func fsAccessat(dirfd int64, path, mode, flags uint64) int64 {
 	if mode&^7 != 0 || flags&^(atEACCESS|atSymlinkNofollow|atEmptyPath) != 0 {
 		return -eINVAL
 	}
-	r, fd := lookupAt(dirfd, path, flags&atEmptyPath != 0)
+	r, fd := fsLookupAt(dirfd, path, flags&atEmptyPath != 0)
 	if r.errno != 0 {
 		return r.errno
 	}
@@ -748,7 +748,7 @@ func fsAccessat(dirfd int64, path, mode, flags uint64) int64 {
 	if mode&accessW != 0 {
 		return -eROFS
 	}
-	if nd := fsimage.At(tree(), node); mode&accessX != 0 && nd.Perm&0o111 == 0 {
+	if nd := fsimage.At(fsTree(), node); mode&accessX != 0 && nd.Perm&0o111 == 0 {
 		return -eACCES
 	}
 	return 0
@@ -758,12 +758,12 @@ func fsAccessat(dirfd int64, path, mode, flags uint64) int64 {
 // node up to the root.
 func fsGetcwd(buf, size uint64) int64 {
 	fsInit()
-	t := tree()
+	t := fsTree()
 	n := uint64(1) // the NUL, or "/" for the root
-	for i := cwd; i != 0; i = fsimage.At(t, i).Parent {
+	for i := fsCwd; i != 0; i = fsimage.At(t, i).Parent {
 		n += 1 + uint64(fsimage.At(t, i).NameLen)
 	}
-	if cwd == 0 {
+	if fsCwd == 0 {
 		n++
 	}
 	if size < n {
@@ -774,12 +774,12 @@ func fsGetcwd(buf, size uint64) int64 {
 	}
 	b := userBytes(buf, int(n))
 	b[n-1] = 0
-	if cwd == 0 {
+	if fsCwd == 0 {
 		b[0] = '/'
 		return int64(n)
 	}
 	end := n - 1
-	for i := cwd; i != 0; {
+	for i := fsCwd; i != 0; {
 		nd := fsimage.At(t, i)
 		end -= uint64(nd.NameLen)
 		copy(b[end:], fsimage.Name(t, nd))
@@ -803,16 +803,16 @@ func fsChdir(fd int64, path uint64) int64 {
 		}
 		node = f.node
 	} else {
-		r, _ := lookupAt(atFDCWD, path, false)
+		r, _ := fsLookupAt(atFDCWD, path, false)
 		if r.errno != 0 {
 			return r.errno
 		}
 		node = r.node
 	}
-	if !fsimage.At(tree(), node).IsDir() {
+	if !fsimage.At(fsTree(), node).IsDir() {
 		return -eNOTDIR
 	}
-	cwd = node
+	fsCwd = node
 	return 0
 }
 

@@ -44,7 +44,7 @@ func SetHostAddresses(addrs []netip.Addr) error {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	for _, a := range addrs {
-		fmt.Fprintf(&b, "%s\t%s\n", a.Unmap(), hostName)
+		fmt.Fprintf(&b, "%s\t%s\n", a.Unmap(), guestName)
 	}
 	return setKernelFile(fsimage.SlotHosts, b.String())
 }

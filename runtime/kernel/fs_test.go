@@ -110,13 +110,13 @@ func setupFS(t *testing.T, cmdline string) *fsKernel {
 	}
 	saved := packedFiles
 	packedFiles = string(img)
-	fsReady, fsValid, cwd = false, false, 0
+	fsReady, fsValid, fsCwd = false, false, 0
 	kernelFiles = [fsimage.Slots]kernelFile{}
 	boot.ncmd = copy(boot.cmdline[:], cmdline)
 	wallBase = 1_700_000_000e9
 	t.Cleanup(func() {
 		packedFiles = saved
-		fsReady, fsValid, cwd = false, false, 0
+		fsReady, fsValid, fsCwd = false, false, 0
 		boot.ncmd = 0
 	})
 	return &fsKernel{testKernel: k, big: big}
@@ -562,7 +562,7 @@ func TestChdirMovesWhereRelativePathsStart(t *testing.T) {
 	}
 	root := uint64(k.mustOpen(t, "/"))
 	if _, r := call(sysFchdir, root); r != 0 || getcwd() != "/" {
-		t.Errorf("fchdir to the root: %d, cwd %q", r, getcwd())
+		t.Errorf("fchdir to the root: %d, fsCwd %q", r, getcwd())
 	}
 	if _, r := call(sysFchdir, 1); r != -eNOTDIR {
 		t.Errorf("fchdir to the console: %d, want -ENOTDIR", r)
@@ -584,13 +584,13 @@ func TestRegularFilesAreNotPollable(t *testing.T) {
 
 func TestDeviceFilesStillOpen(t *testing.T) {
 	k := setupFS(t, "")
-	fd := k.open("/dev/irq/"+itoa(vectorMSIFirst), 0)
+	fd := k.open("/dev/irq/"+fsItoa(vectorMSIFirst), 0)
 	if fd < 3 || files[fd].kind != fileIRQ {
 		t.Errorf("open /dev/irq/%d: %d", vectorMSIFirst, fd)
 	}
 }
 
-func itoa(v int) string {
+func fsItoa(v int) string {
 	var b [20]byte
 	i := len(b)
 	for {
