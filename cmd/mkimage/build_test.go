@@ -205,6 +205,53 @@ func TestBuildModeOfAProgramInAnotherModule(t *testing.T) {
 	}
 }
 
+// A program whose module requires govirtio (here through a replace of
+// this checkout, as a published version would come from the module
+// cache) builds in its own module, with no workspace: the overlay swaps
+// the kernel's tree in that copy of govirtio.
+func TestBuildModeOfAProgramThatRequiresGovirtio(t *testing.T) {
+	needGo(t)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module example.com/app\n\ngo 1.26.3\n\nrequire " + govirtioModule + " v0.0.0\n\nreplace " + govirtioModule + " => " + root + "\n",
+		"go.sum": string(sum),
+		// Built for the host as well, it uses the kernel's API: the
+		// requirement is real.
+		"main.go": "package main\n\nimport (\n\t\"fmt\"\n\n\t\"" + govirtioModule + "/runtime/kernel\"\n)\n\nfunc main() { fmt.Println(kernel.SysSetKernelFile) }\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The module lists govirtio's own requirements, as go mod tidy writes
+	// them; from the module cache only, so that the test needs no network.
+	tidy := exec.Command("go", "mod", "tidy")
+	tidy.Dir = src
+	tidy.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=-mod=mod")
+	if b, err := tidy.CombinedOutput(); err != nil {
+		t.Skipf("go mod tidy without the network: %v\n%s", err, b)
+	}
+	out := filepath.Join(t.TempDir(), "app.img")
+	var stdout, stderr bytes.Buffer
+	if err := run([]string{"-o", out, "-files", "testdata/boot/main.go=/x/main.go", src}, &stdout, &stderr); err != nil {
+		t.Fatalf("build: %v\n%s", err, stderr.String())
+	}
+	entryIsPVH(t, out)
+	img, _ := os.ReadFile(out)
+	if _, ok := lookup(packedTreeOf(t, img), "/x/main.go"); !ok {
+		t.Error("the packed file is missing: the overlay did not reach the required govirtio")
+	}
+}
+
 func TestBuildModeRefusals(t *testing.T) {
 	needGo(t)
 	out := filepath.Join(t.TempDir(), "x.img")
