@@ -60,8 +60,9 @@ type packSpec struct {
 }
 
 // parsePackSpec reads SRC[=DEST]: DEST is the absolute path in the image,
-// by default /BASE with BASE the last element of SRC. The split is at
-// the last "=/", so a host path may hold '='.
+// by default /BASE with BASE the last element of SRC; a DEST ending in /
+// is a directory to put BASE in. The split is at the last "=/", so a host
+// path may hold '='.
 func parsePackSpec(s string) (packSpec, error) {
 	src, dest := s, ""
 	if i := strings.LastIndex(s, "=/"); i >= 0 {
@@ -70,12 +71,15 @@ func parsePackSpec(s string) (packSpec, error) {
 	if src == "" {
 		return packSpec{}, fmt.Errorf("%w: -files %q: no source", errUsage, s)
 	}
-	if dest == "" {
+	if dest == "" || strings.HasSuffix(dest, "/") {
 		abs, err := filepath.Abs(src)
 		if err != nil {
 			return packSpec{}, fmt.Errorf("-files %q: %w", s, err)
 		}
-		dest = "/" + filepath.Base(abs)
+		if dest == "" {
+			dest = "/"
+		}
+		dest += filepath.Base(abs)
 	}
 	return packSpec{src: src, dest: dest}, nil
 }

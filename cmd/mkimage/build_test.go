@@ -39,6 +39,8 @@ func TestParsePackSpec(t *testing.T) {
 		{"a=b=/x", "a=b", "/x"}, // the last "=/" splits
 		{"static", "static", "/static"},
 		{"./web/static/", "./web/static/", "/static"},
+		{"certs/ca.pem=/etc/ssl/certs/", "certs/ca.pem", "/etc/ssl/certs/ca.pem"},
+		{"www=/", "www", "/www"},
 	}
 	for _, tc := range tests {
 		p, err := parsePackSpec(tc.in)

@@ -25,7 +25,8 @@
 // go.mod names, without the roots it constrains; crypto/x509 reads the
 // file when a program first verifies a certificate), and each -files SRC:
 // a directory's tree or a single file, at DEST in the image, by default
-// /BASE for SRC's last element BASE. The program's working directory is
+// /BASE for SRC's last element BASE (a DEST ending in / is a directory to
+// put BASE in). The program's working directory is
 // the root, so -files static serves http.Dir("static"). Files keep their
 // permission bits and modification times; the data lives in the image's
 // read-only data, so the image needs that much more RAM.
