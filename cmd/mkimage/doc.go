@@ -19,7 +19,7 @@
 //
 // The packed tree holds /etc/resolv.conf and /etc/hosts (the kernel's
 // own, from the command line and the DHCP lease), /etc/nsswitch.conf
-// ("hosts: files dns"), the Mozilla CA roots at
+// ("hosts: files dns"), /etc/passwd and /etc/group (root), the Mozilla CA roots at
 // /etc/ssl/certs/ca-certificates.crt (unless -roots=false: about 171 KiB,
 // from golang.org/x/crypto/x509roots/fallback's bundle at the version
 // go.mod names, without the roots it constrains; crypto/x509 reads the

@@ -29,13 +29,20 @@ type wnode struct {
 	children map[string]*wnode
 }
 
-// StandardNSSwitch is /etc/nsswitch.conf as AddStandard writes it: Go's
-// resolver reads /etc/hosts before asking DNS.
-const StandardNSSwitch = "hosts: files dns\n"
+// The standard files AddStandard writes.
+const (
+	// StandardNSSwitch is /etc/nsswitch.conf: Go's resolver reads
+	// /etc/hosts before asking DNS.
+	StandardNSSwitch = "hosts: files dns\n"
+	// StandardPasswd and StandardGroup name the one user and group the
+	// program runs as (uid and gid 0), for os/user.
+	StandardPasswd = "root:x:0:0:root:/:/nonexistent\n"
+	StandardGroup  = "root:x:0:\n"
+)
 
 // AddStandard adds what every image serves: /etc/resolv.conf and
-// /etc/hosts (kernel files, see SlotResolvConf and SlotHosts) and
-// /etc/nsswitch.conf.
+// /etc/hosts (kernel files, see SlotResolvConf and SlotHosts),
+// /etc/nsswitch.conf, /etc/passwd and /etc/group.
 func (w *Writer) AddStandard() error {
 	if err := w.AddKernelFile("/etc/resolv.conf", SlotResolvConf); err != nil {
 		return err
@@ -43,7 +50,16 @@ func (w *Writer) AddStandard() error {
 	if err := w.AddKernelFile("/etc/hosts", SlotHosts); err != nil {
 		return err
 	}
-	return w.AddFile("/etc/nsswitch.conf", []byte(StandardNSSwitch), 0o644, time.Time{})
+	for _, f := range []struct{ name, data string }{
+		{"/etc/nsswitch.conf", StandardNSSwitch},
+		{"/etc/passwd", StandardPasswd},
+		{"/etc/group", StandardGroup},
+	} {
+		if err := w.AddFile(f.name, []byte(f.data), 0o644, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddFile adds a regular file at name (absolute or relative to the root),

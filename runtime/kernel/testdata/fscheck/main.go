@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"slices"
 	"strings"
 	"syscall"
@@ -73,6 +74,9 @@ func main() {
 	check(err == nil && slices.Equal(addrs, []string{"10.0.2.15"}), "net.LookupHost(govirtio) = %v, %v", addrs, err)
 	addrs, err = net.LookupHost("localhost")
 	check(err == nil && slices.Contains(addrs, "127.0.0.1"), "net.LookupHost(localhost) = %v, %v", addrs, err)
+
+	u, err := user.Current()
+	check(err == nil && u.Username == "root" && u.Uid == "0", "user.Current = %+v, %v", u, err)
 
 	pool, err := x509.SystemCertPool()
 	n := 0
