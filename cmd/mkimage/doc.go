@@ -19,14 +19,14 @@
 //
 // The packed tree holds /etc/resolv.conf and /etc/hosts (the kernel's
 // own, from the command line and the DHCP lease), /etc/nsswitch.conf
-// ("hosts: files dns"), /etc/passwd and /etc/group (root), the Mozilla CA roots at
-// /etc/ssl/certs/ca-certificates.crt (unless -roots=false: about 171 KiB,
-// from golang.org/x/crypto/x509roots/fallback's bundle at the version
-// go.mod names, without the roots it constrains; crypto/x509 reads the
-// file when a program first verifies a certificate), and each -files SRC:
-// a directory's tree or a single file, at DEST in the image, by default
-// /BASE for SRC's last element BASE (a DEST ending in / is a directory to
-// put BASE in). The program's working directory is
+// ("hosts: files dns"), /etc/passwd and /etc/group (root), the Mozilla CA
+// roots at /etc/ssl/certs/ca-certificates.crt (unless -roots=false: about
+// 171 KiB, from golang.org/x/crypto/x509roots/fallback's bundle at the
+// version go.mod names, without the roots it constrains; crypto/x509
+// reads the file when a program first verifies a certificate), and each
+// -files SRC: a directory's tree or a single file, at DEST in the image,
+// by default /BASE for SRC's last element BASE (a DEST ending in / is a
+// directory to put BASE in). The program's working directory starts at
 // the root, so -files static serves http.Dir("static"). Files keep their
 // permission bits and modification times; the data lives in the image's
 // read-only data, so the image needs that much more RAM.
