@@ -140,6 +140,43 @@ func fuzzPath(picks []byte) string {
 	return b.String()
 }
 
+// Every directory lists the names and types Linux lists for its copy
+// (Linux's order is its own: the sets are compared).
+func TestDirectoryListingsAgreeWithLinux(t *testing.T) {
+	k := setupFS(t, "")
+	root := mirror(t, k)
+	buf, b := k.at(0, 8192)
+	for _, dir := range []string{"/", "/srv", "/srv/css", "/srv/empty", "/etc", "/bin"} {
+		host := map[string]uint8{".": dtDir, "..": dtDir}
+		ents, err := os.ReadDir(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			host[e.Name()] = map[bool]uint8{true: dtDir, false: dtReg}[e.IsDir()]
+		}
+		fd := k.mustOpen(t, dir)
+		_, n := call(sysGetdents64, uint64(fd), buf, 8192)
+		if n < 0 {
+			t.Fatalf("getdents64 %s: %d", dir, n)
+		}
+		got := map[string]uint8{}
+		for _, d := range decodeDirents(b[:n]) {
+			got[d.name] = d.typ
+		}
+		if len(got) != len(host) {
+			t.Errorf("%s: the kernel lists %v, Linux %v", dir, got, host)
+			continue
+		}
+		for name, typ := range host {
+			if got[name] != typ {
+				t.Errorf("%s: %q has type %d in the kernel, %d in Linux", dir, name, got[name], typ)
+			}
+		}
+		closeFD(fd)
+	}
+}
+
 // FuzzPathResolutionAgreesWithLinux: any path (a raw string, or one built
 // from the tree's names and "." ".." "/") resolves as Linux resolves it.
 func FuzzPathResolutionAgreesWithLinux(f *testing.F) {
