@@ -2,7 +2,8 @@
 #
 #   make run               build examples/httpd and boot it under QEMU with
 #                          user networking: http://127.0.0.1:$(PORT)/
-#   make run EXAMPLE=hello any other example (no network)
+#   make run EXAMPLE=hello any other example (hello: no network; stdhttpd:
+#                          a plain Go server, no govirtio import)
 #   make test              go vet, unit tests, fuzz seeds and QEMU boot tests
 #   make image EXAMPLE=x   build build/x.img from examples/x
 #   make bench             benchmarks (go test -bench)
@@ -23,8 +24,13 @@ IMAGE := $(BUILD)/$(EXAMPLE).img
 # How each example is booted by `make run`.
 NET_httpd := -net user -fwd $(PORT)
 NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:127.0.0.1:7007-:7
+NET_stdhttpd := -net user -fwd $(PORT)
 MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
+MSG_stdhttpd := stdhttpd: http://127.0.0.1:$(PORT)/ once the kernel has sockets (Ctrl-A x quits)
+
+# Files each example packs into its image (cmd/mkimage -files).
+FILES_stdhttpd := -files examples/stdhttpd/static
 
 .PHONY: run image test vet bench bench-linux soak clean FORCE
 .SECONDARY:
@@ -35,14 +41,15 @@ run: $(IMAGE)
 
 image: $(IMAGE)
 
-# Any package main that imports runtime/kernel becomes an image: a static
-# Linux/amd64 binary whose entry is the PVH trampoline, plus the PVH note.
-$(BUILD)/%.elf: FORCE
+# Any package main becomes an image: cmd/mkimage links the runtime in,
+# builds a static Linux/amd64 binary whose entry is the PVH trampoline
+# (kept as build/NAME.elf, for pprof), packs the files and adds the PVH
+# note.
+$(BUILD)/%.img: FORCE
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o $@ -ldflags "-E _rt0_pvh" ./examples/$*
+	$(GO) run ./cmd/mkimage -elf $(BUILD)/$*.elf $(FILES_$*) -o $@ ./examples/$*
 
-$(BUILD)/%.img: $(BUILD)/%.elf
-	$(GO) run ./cmd/mkimage -o $@ $<
+$(BUILD)/%.elf: $(BUILD)/%.img ;
 
 vet:
 	$(GO) vet ./...

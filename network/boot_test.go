@@ -541,3 +541,14 @@ func TestStartFailureLeavesNothingRunning(t *testing.T) {
 		t.Errorf("exit status %d:\n%s", status, out)
 	}
 }
+
+// TestLeaseWritesResolverFiles: after a DHCP lease the kernel's
+// /etc/resolv.conf and /etc/hosts describe it (publishResolver).
+func TestLeaseWritesResolverFiles(t *testing.T) {
+	boottest.NeedQEMU(t)
+	img := boottest.BuildImage(t, "network/testdata/leasefiles")
+	out, status := boottest.Boot(t, img, "-net", "user")
+	if status != 0 || boottest.LastLine(out) != "leasefiles: ok" {
+		t.Errorf("exit status %d, last line %q; want 0 and %q", status, boottest.LastLine(out), "leasefiles: ok")
+	}
+}

@@ -109,11 +109,7 @@ func (n *Network) applyLease(ack *dhcpv4.DHCPv4) {
 	if r := ack.Router(); len(r) > 0 {
 		n.Gateway, _ = netip.AddrFromSlice(r[0].To4())
 	}
-	for _, d := range ack.DNS() {
-		if a, ok := netip.AddrFromSlice(d.To4()); ok {
-			n.DNS = append(n.DNS, a)
-		}
-	}
+	n.DNS = leaseDNS(ack)
 	n.Lease = ack.IPAddressLeaseTime(0)
 	n.logf("network: DHCP lease %s from %s for %v", n.Address, ack.ServerIdentifier(), n.Lease)
 }

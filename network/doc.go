@@ -15,6 +15,12 @@
 //	ln, err := n.ListenTCP(80)
 //	http.Serve(ln, handler)
 //
+// Once configured (and after each new DHCP lease) it hands the name
+// servers and its address to the kernel, which serves them as
+// /etc/resolv.conf and /etc/hosts (kernel.SetNameServers,
+// kernel.SetHostAddresses), so that Go's own resolver in the program uses
+// them.
+//
 // It is the glue between the runtime, which knows nothing of virtio, and
 // the driver, which knows nothing of how the machine is reached; programs
 // that want another arrangement can do the same steps themselves.

@@ -121,6 +121,7 @@ func (n *Network) rediscover(ctx context.Context, want netip.Addr) (*dhcpv4.DHCP
 				n.leaseMu.Lock()
 				n.current = p
 				n.leaseMu.Unlock()
+				n.publishResolver(p, leaseDNS(ack))
 				n.logf("network: DHCP lease %s from %s for %v", p, ack.ServerIdentifier(), ack.IPAddressLeaseTime(0))
 				return ack, time.Now()
 			}

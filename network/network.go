@@ -196,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		return nil, err
 	}
 	n.current = n.Address
+	n.publishResolver(n.Address, n.DNS)
 	logf("network: address %s, gateway %s, DNS %v", n.Address, n.Gateway, n.DNS)
 	running.Store(n)
 	return n, nil

@@ -1,7 +1,44 @@
-// Command mkimage turns a static Go executable into an image that QEMU boots
-// with -kernel, by adding a PVH entry note.
+// Command mkimage turns a Go program into an image that QEMU boots with
+// -kernel. It has two modes.
 //
-// Usage:
+// # Build mode
+//
+//	go run ./cmd/mkimage [-files SRC[=/DEST]]... [-roots=false] [-elf ELF]
+//	    [-tags TAGS] [-ldflags FLAGS] [-govirtio DIR] -o OUT PACKAGE
+//
+// PACKAGE is any main package (a directory, or an import path), written
+// for Linux with no govirtio import. mkimage builds it, unmodified, into
+// an image: go build with CGO_ENABLED=0 GOOS=linux GOARCH=amd64,
+// -ldflags "-E _rt0_pvh", and an -overlay that adds one file to the
+// package (zz_govirtio_image.go: blank imports of runtime/kernel, which
+// holds the PVH entry, and of network/auto once that package exists; see
+// runtimeImports) and replaces runtime/kernel/files.gvfs, the kernel's
+// embedded file tree, with the one mkimage packed (runtime/fsimage's
+// format). Nothing is written to the program's directory. Then the PVH
+// note is added as in ELF mode.
+//
+// The packed tree holds /etc/resolv.conf and /etc/hosts (the kernel's
+// own, from the command line and the DHCP lease), /etc/nsswitch.conf
+// ("hosts: files dns"), /etc/passwd and /etc/group (root), the Mozilla CA
+// roots at /etc/ssl/certs/ca-certificates.crt (unless -roots=false: about
+// 171 KiB, from golang.org/x/crypto/x509roots/fallback's bundle at the
+// version go.mod names, without the roots it constrains; crypto/x509
+// reads the file when a program first verifies a certificate), and each
+// -files SRC: a directory's tree or a single file, at DEST in the image,
+// by default /BASE for SRC's last element BASE (a DEST ending in / is a
+// directory to put BASE in). The program's working directory starts at
+// the root, so -files static serves http.Dir("static"). Files keep their
+// permission bits and modification times; the data lives in the image's
+// read-only data, so the image needs that much more RAM.
+//
+// The govirtio linked is the one the program's module requires, or else
+// -govirtio DIR, or else the module of the current directory (a govirtio
+// checkout: go run ./cmd/mkimage from it). A program whose module does not
+// require govirtio builds in a temporary go.work that uses both modules.
+// -elf keeps the ELF executable (before the note), for its symbols
+// (pprof, addr2line).
+//
+// # ELF mode
 //
 //	go run ./cmd/mkimage [-entry SYMBOL] -o OUT IN
 //

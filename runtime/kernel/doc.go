@@ -6,8 +6,9 @@
 //
 //	import _ "github.com/govirtio/govirtio/runtime/kernel"
 //
-// and becomes a bootable image with the Makefile's image rule (go build
-// with -ldflags "-E _rt0_pvh", then cmd/mkimage adds the PVH note).
+// and becomes a bootable image with cmd/mkimage (go run ./cmd/mkimage -o
+// app.img ./app adds the import itself, builds with -ldflags "-E
+// _rt0_pvh" and adds the PVH note).
 //
 // # Boot
 //
@@ -71,6 +72,23 @@
 // with real semantics (demand-paged mmap, futex, clone threads with
 // preemptive scheduling, epoll and eventfd, signals with Linux frames).
 // Unknown calls return -ENOSYS and are named once on the console.
+//
+// # Files
+//
+// A read-only file tree is packed into the image (fs.go, in
+// runtime/fsimage's format): the standard /etc files, the CA roots and the
+// user's files when the image comes from cmd/mkimage's build mode, which
+// swaps fs_files.go's embedded files.gvfs for its own tree through go
+// build -overlay. The tree's bytes stay in the image's read-only data; the
+// kernel refers to nodes by index and copies from the image straight to
+// the program's buffers, so it keeps no pointers and allocates nothing.
+// open/openat, read, pread64, lseek, fstat, newfstatat (AT_EMPTY_PATH
+// included), getdents64, readlink, access, chdir and getcwd behave as on
+// a Linux read-only mount (EROFS for writing or creating, ENOTDIR, EISDIR,
+// ENOENT...); the working directory starts at the root. /etc/resolv.conf
+// and /etc/hosts are the kernel's own: they start from the command line
+// (dns=, ip=) and package network replaces them after a DHCP lease with
+// SetNameServers and SetHostAddresses (fs_api.go).
 //
 // # CPU time
 //

@@ -2,9 +2,10 @@ package kernel
 
 import "sync/atomic"
 
-// File descriptors: the console (0, 1, 2), epoll instances, eventfds and
-// interrupt files (/dev/irq/N, the way a goroutine waits for a device
-// interrupt through the Go network poller without holding a thread).
+// File descriptors: the console (0, 1, 2), files and directories of the
+// read-only tree (fs.go), epoll instances, eventfds and interrupt files
+// (/dev/irq/N, the way a goroutine waits for a device interrupt through
+// the Go network poller without holding a thread).
 const (
 	maxFiles     = 64
 	maxEpollRegs = 32
@@ -17,6 +18,7 @@ const (
 	fileEpoll
 	fileEventfd
 	fileIRQ
+	fileRegular // a file or directory of the read-only tree (fs.go)
 )
 
 // epoll event bits (include/uapi/linux/eventpoll.h).
@@ -53,6 +55,8 @@ type file struct {
 	counter  uint64                 // eventfd counter; interrupts not yet read
 	fired    uint64                 // fileIRQ: interrupts since the open (see InterruptCount); atomic
 	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
+	node     uint32                 // fileRegular: its node in the packed tree
+	pos      uint64                 // fileRegular: the read offset; for a directory, getdents64's next entry
 }
 
 var files [maxFiles]file
@@ -137,6 +141,9 @@ func epollCtl(epfd int64, op uint64, fd int64, event uint64) int64 {
 	ep := fileFor(epfd)
 	if ep == nil || ep.kind != fileEpoll || fileFor(fd) == nil || fd == epfd {
 		return -eBADF
+	}
+	if fileFor(fd).kind == fileRegular {
+		return -ePERM // as Linux: regular files are always ready, so Go reads them without the poller
 	}
 	var events uint32
 	var data uint64

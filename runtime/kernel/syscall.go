@@ -100,16 +100,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysReadFD(int64(a0), a1, a2)
 	case sysWrite:
 		r = sysWriteFD(int64(a0), a1, a2)
-	case sysPread64:
-		r = -eBADF
 	case sysClose:
 		r = closeFD(int64(a0))
-	case sysOpen:
-		r = sysOpenPath(a0, a1)
-	case sysOpenat:
-		r = sysOpenPath(a1, a2)
-	case sysFstat, sysNewfstatat, sysReadlink, sysReadlinkat:
-		r = -eNOENT
 	case sysIoctl:
 		r = -eNOTTY
 	case sysFcntl:
@@ -240,6 +232,10 @@ func doSyscall(f *Frame) (yield bool) {
 	case sysRseq:
 		r = -eNOSYS
 	default:
+		if v, ok := fsSyscall(nr, a0, a1, a2, a3); ok {
+			r = v
+			break
+		}
 		if nr < maxSyscallReported && !reported[nr] {
 			reported[nr] = true
 			console.Print("kernel: unimplemented system call ")
@@ -288,6 +284,8 @@ func sysWriteFD(fd int64, buf, n uint64) int64 {
 		return eventfdWrite(f, fd, buf, n)
 	case fileIRQ:
 		return irqRearm(f)
+	case fileRegular:
+		return -eBADF // opened read-only
 	}
 	return -eINVAL
 }
@@ -296,6 +294,9 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 	f := fileFor(fd)
 	if f == nil {
 		return -eBADF
+	}
+	if f.kind == fileRegular {
+		return fsRead(f, buf, n) // checks only the part of buf it fills
 	}
 	if !userRange(buf, n, true) {
 		return -eFAULT
@@ -307,25 +308,6 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 		return eventfdRead(f, fd, buf, n)
 	}
 	return -eINVAL
-}
-
-// sysOpenPath opens the few paths the kernel provides (/dev/irq/N); the
-// Go runtime's probes of /sys and /proc get ENOENT, which it expects.
-func sysOpenPath(path, flags uint64) int64 {
-	var name [64]byte
-	n := 0
-	for n < len(name) {
-		if !userRange(path+uint64(n), 1, false) {
-			return -eFAULT
-		}
-		c := userBytes(path+uint64(n), 1)[0]
-		if c == 0 {
-			break
-		}
-		name[n] = c
-		n++
-	}
-	return openDevice(name[:n], flags)
 }
 
 const (
@@ -346,6 +328,12 @@ func sysFcntlFD(fd int64, cmd, arg uint64) int64 {
 	case fGetFD, fSetFD:
 		return 0
 	case fGetFL:
+		if f.kind == fileRegular { // open(2) allows read-only files only
+			if f.nonblock {
+				return oLargefile | oNonblock
+			}
+			return oLargefile
+		}
 		if f.nonblock {
 			return oRDWR | oNonblock
 		}
