@@ -114,3 +114,13 @@ const DirectMapBase = directMapBase
 // maxPhysAddr bounds device register addresses (46 bits: what the direct
 // map's half of the address space holds with room to spare).
 const maxPhysAddr = 1 << 46
+
+// sysSelfIPI raises vector on this CPU, as a device would; it is taken as
+// soon as interrupts are on again.
+func sysSelfIPI(vector uint64) int64 {
+	if vector < vectorMSIFirst || vector > vectorMSILast {
+		return -eINVAL
+	}
+	selfIPI(uint8(vector))
+	return 0
+}

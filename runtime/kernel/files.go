@@ -1,6 +1,10 @@
 package kernel
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/govirtio/govirtio/runtime/console"
+)
 
 // File descriptors: the console (0, 1, 2), epoll instances, eventfds and
 // interrupt files (/dev/irq/N, the way a goroutine waits for a device
@@ -417,4 +421,92 @@ func irqRearm(f *file) int64 {
 		routeGSI(int(f.gsi), false)
 	}
 	return 8
+}
+
+func sysWriteFD(fd int64, buf, n uint64) int64 {
+	if n > 1<<30 {
+		n = 1 << 30
+	}
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	if !userRange(buf, n, false) {
+		return -eFAULT
+	}
+	switch f.kind {
+	case fileConsole:
+		console.Write(userBytes(buf, int(n)))
+		return int64(n)
+	case fileEventfd:
+		return eventfdWrite(f, fd, buf, n)
+	case fileIRQ:
+		return irqRearm(f)
+	}
+	return -eINVAL
+}
+
+func sysReadFD(fd int64, buf, n uint64) int64 {
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	if !userRange(buf, n, true) {
+		return -eFAULT
+	}
+	switch f.kind {
+	case fileConsole:
+		return 0 // no input: end of file
+	case fileEventfd, fileIRQ: // an IRQ file reads like an eventfd: the count since the last read
+		return eventfdRead(f, fd, buf, n)
+	}
+	return -eINVAL
+}
+
+// sysOpenPath opens the few paths the kernel provides (/dev/irq/N); the
+// Go runtime's probes of /sys and /proc get ENOENT, which it expects.
+func sysOpenPath(path, flags uint64) int64 {
+	var name [64]byte
+	n := 0
+	for n < len(name) {
+		if !userRange(path+uint64(n), 1, false) {
+			return -eFAULT
+		}
+		c := userBytes(path+uint64(n), 1)[0]
+		if c == 0 {
+			break
+		}
+		name[n] = c
+		n++
+	}
+	return openDevice(name[:n], flags)
+}
+
+const (
+	fGetFD    = 1
+	fSetFD    = 2
+	fGetFL    = 3
+	fSetFL    = 4
+	oRDWR     = 2
+	oNonblock = 0x800
+)
+
+func sysFcntlFD(fd int64, cmd, arg uint64) int64 {
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	switch cmd {
+	case fGetFD, fSetFD:
+		return 0
+	case fGetFL:
+		if f.nonblock {
+			return oRDWR | oNonblock
+		}
+		return oRDWR
+	case fSetFL:
+		f.nonblock = arg&oNonblock != 0
+		return 0
+	}
+	return -eINVAL
 }
