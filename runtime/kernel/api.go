@@ -48,10 +48,11 @@ const (
 // poller instead of reading the file, which saves two system calls per
 // interrupt.
 func InterruptCount(fd int) uint64 {
-	if fd < 0 || fd >= maxFiles || files[fd].kind != fileIRQ {
+	f := fileFor(int64(fd))
+	if f == nil || f.kind != fileIRQ {
 		return 0
 	}
-	return atomic.LoadUint64(&files[fd].fired)
+	return atomic.LoadUint64(&f.fired)
 }
 
 // sysMapDeviceRange maps [phys, phys+size) for device access. RAM and the

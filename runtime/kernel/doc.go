@@ -70,6 +70,16 @@
 // preemptive scheduling, epoll and eventfd, signals with Linux frames).
 // Unknown calls return -ENOSYS and are named once on the console.
 //
+// # Files
+//
+// The descriptor table (fdtable.go) holds 65536 descriptors (the
+// RLIMIT_NOFILE it reports) in chunks of one frame each, taken from the
+// frame allocator when a descriptor in their range is first opened: an
+// image with a few files pays one frame. epoll (epoll.go) keeps a ready
+// list per instance, fed by the files' events, so that epoll_wait costs
+// what it reports, not what it watches; registrations come from a pool
+// that grows the same way.
+//
 // # CPU time
 //
 // Each trap charges the time since the last one to the thread that was

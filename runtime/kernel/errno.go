@@ -16,6 +16,7 @@ const (
 	eINVAL     = 22
 	eMFILE     = 24
 	eNOTTY     = 25
+	eNOSPC     = 28
 	eNOSYS     = 38
 	eOPNOTSUPP = 95
 	eTIMEDOUT  = 110

@@ -6,13 +6,10 @@ import (
 	"github.com/govirtio/govirtio/runtime/console"
 )
 
-// File descriptors: the console (0, 1, 2), epoll instances, eventfds and
-// interrupt files (/dev/irq/N, the way a goroutine waits for a device
-// interrupt through the Go network poller without holding a thread).
-const (
-	maxFiles     = 64
-	maxEpollRegs = 32
-)
+// Files: the console (0, 1, 2), epoll instances, eventfds and interrupt
+// files (/dev/irq/N, the way a goroutine waits for a device interrupt
+// through the Go network poller without holding a thread). fdtable.go
+// holds the descriptor table, epoll.go the epoll instances.
 
 // File kinds.
 const (
@@ -23,65 +20,31 @@ const (
 	fileIRQ
 )
 
-// epoll event bits (include/uapi/linux/eventpoll.h).
+// eventfd flags (include/uapi/linux/eventfd.h).
 const (
-	epollIn      = 0x001
-	epollOut     = 0x004
-	epollErr     = 0x008
-	epollHup     = 0x010
-	epollRdHup   = 0x2000
-	epollET      = 1 << 31
-	epollCtlAdd  = 1
-	epollCtlDel  = 2
-	epollCtlMod  = 3
-	epollEvtSize = 12 // struct epoll_event is packed on x86-64
 	efdNonblock  = 0x800
 	efdSemaphore = 1
 )
 
-// epollReg is one fd watched by an epoll instance.
-type epollReg struct {
-	used    bool
-	pending bool   // edge-triggered: became ready since last reported
-	fd      int32  // watched fd
-	events  uint32 // requested events, EPOLLET included
-	data    uint64 // returned with each event
-}
-
-// file is an open file description.
+// file is an open file description. It lives in a chunk of the
+// descriptor table (fdtable.go), in memory the kernel took from the frame
+// allocator: it must hold no Go pointers.
 type file struct {
-	kind     uint8
-	nonblock bool
-	vector   uint8                  // fileIRQ: the interrupt vector
-	gsi      int8                   // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
-	counter  uint64                 // eventfd counter; interrupts not yet read
-	fired    uint64                 // fileIRQ: interrupts since the open (see InterruptCount); atomic
-	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
-}
-
-var files [maxFiles]file
-
-func initFiles() {
-	for fd := 0; fd < 3; fd++ {
-		files[fd] = file{kind: fileConsole}
-	}
-}
-
-func fileFor(fd int64) *file {
-	if fd < 0 || fd >= maxFiles || files[fd].kind == fileNone {
-		return nil
-	}
-	return &files[fd]
-}
-
-func allocFD(kind uint8) int64 {
-	for fd := 3; fd < maxFiles; fd++ {
-		if files[fd].kind == fileNone {
-			files[fd] = file{kind: kind, gsi: -1}
-			return int64(fd)
-		}
-	}
-	return -eMFILE
+	counter uint64 // eventfd counter; interrupts not yet read
+	fired   uint64 // fileIRQ: interrupts since the open (see InterruptCount); atomic
+	// watchers heads the list of epoll registrations watching this file.
+	watchers int32
+	// fileEpoll: the heads of the interest list and of the ready list
+	// (and its tail), registration indices (epoll.go).
+	interest, readyHead, readyTail int32
+	kind                           uint8
+	nonblock                       bool
+	vector                         uint8 // fileIRQ: the interrupt vector
+	gsi                            int8  // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
+	// epollWaiting says a thread may be blocked in epoll_wait on this
+	// instance; readWaiting that one may be blocked reading this file.
+	// Each saves a scan of the thread table when nobody waits.
+	epollWaiting, readWaiting bool
 }
 
 func closeFD(fd int64) int64 {
@@ -92,22 +55,18 @@ func closeFD(fd int64) int64 {
 	if fd < 3 {
 		return 0 // the console stays
 	}
-	*f = file{}
-	// A thread still blocked reading it gets EBADF rather than sleeping on
-	// forever.
-	for i := int32(1); i < maxThreads; i++ {
-		if t := &threads[i]; t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
-			wake(i, -eBADF)
-		}
-	}
 	// Drop it from every interest list, as Linux does on last close.
-	for i := range files {
-		if files[i].kind == fileEpoll {
-			for j := range files[i].regs {
-				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
-					*r = epollReg{}
-				}
-			}
+	dropWatchers(fd, f)
+	if f.kind == fileIRQ && irqFile[f.vector] == int32(fd)+1 {
+		irqFile[f.vector] = 0
+	}
+	*f = file{}
+	freeFD(fd)
+	// A thread still blocked reading it, or in epoll_wait on it, gets
+	// EBADF rather than sleeping on forever.
+	for i := int32(1); i < maxThreads; i++ {
+		if t := &threads[i]; t.state == threadBlocked && (t.wait == waitRead || t.wait == waitEpoll) && int64(t.waitFD) == fd {
+			wake(i, -eBADF)
 		}
 	}
 	return 0
@@ -135,159 +94,14 @@ func readiness(fd int32) uint32 {
 	return 0
 }
 
-func epollCreate() int64 { return allocFD(fileEpoll) }
-
-func epollCtl(epfd int64, op uint64, fd int64, event uint64) int64 {
-	ep := fileFor(epfd)
-	if ep == nil || ep.kind != fileEpoll || fileFor(fd) == nil || fd == epfd {
-		return -eBADF
-	}
-	var events uint32
-	var data uint64
-	if op != epollCtlDel {
-		if !userRange(event, epollEvtSize, false) {
-			return -eFAULT
-		}
-		b := userBytes(event, epollEvtSize)
-		events, data = le.Uint32(b), le.Uint64(b[4:])
-	}
-	var found *epollReg
-	var free *epollReg
-	for i := range ep.regs {
-		r := &ep.regs[i]
-		if r.used && int64(r.fd) == fd {
-			found = r
-		} else if !r.used && free == nil {
-			free = r
-		}
-	}
-	switch op {
-	case epollCtlAdd:
-		if found != nil {
-			return -eEXIST
-		}
-		if free == nil {
-			return -eNOMEM
-		}
-		*free = epollReg{used: true, pending: true, fd: int32(fd), events: events, data: data}
-	case epollCtlMod:
-		if found == nil {
-			return -eNOENT
-		}
-		found.events, found.data, found.pending = events, data, true
-	case epollCtlDel:
-		if found == nil {
-			return -eNOENT
-		}
-		*found = epollReg{}
-	default:
-		return -eINVAL
-	}
-	wakeEpollWaiters()
-	return 0
-}
-
-// collect writes up to max ready events of ep to the user buffer at buf.
-func collect(ep *file, buf uint64, max int64) int64 {
-	n := int64(0)
-	for i := range ep.regs {
-		if n >= max {
-			break
-		}
-		r := &ep.regs[i]
-		if !r.used {
-			continue
-		}
-		ev := readiness(r.fd) & (r.events | epollErr | epollHup)
-		if ev == 0 || (r.events&epollET != 0 && !r.pending) {
-			continue
-		}
-		r.pending = false
-		b := userBytes(buf+uint64(n)*epollEvtSize, epollEvtSize)
-		le.PutUint32(b, ev)
-		le.PutUint64(b[4:], r.data)
-		n++
-	}
-	return n
-}
-
-func epollWait(epfd int64, buf uint64, max int64, timeoutMS int64) int64 {
-	ep := fileFor(epfd)
-	if ep == nil || ep.kind != fileEpoll {
-		return -eBADF
-	}
-	if max <= 0 || max > 1<<16 {
-		return -eINVAL
-	}
-	if !userRange(buf, uint64(max)*epollEvtSize, true) {
-		return -eFAULT
-	}
-	if n := collect(ep, buf, max); n > 0 || timeoutMS == 0 {
-		return n
-	}
-	var deadline int64
-	if timeoutMS > 0 {
-		deadline = nanotime() + timeoutMS*1e6
-	}
-	t := &threads[current]
-	t.waitFD, t.epEvents, t.epMax = int32(epfd), buf, uint64(max)
-	block(waitEpoll, deadline)
-	return 0
-}
-
-// fdReady records that fd may have become ready and wakes the threads
-// waiting for it, directly (a blocking read) or through epoll. It returns
-// how many threads it woke.
-func fdReady(fd int64) int {
-	for i := range files {
-		if files[i].kind == fileEpoll {
-			for j := range files[i].regs {
-				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
-					r.pending = true
-				}
-			}
-		}
-	}
-	n := 0
-	for i := int32(1); i < maxThreads; i++ {
-		t := &threads[i]
-		if t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
-			if f := fileFor(fd); f != nil && f.counter > 0 && wake(i, takeCount(f, t.epEvents)) {
-				n++
-			}
-		}
-	}
-	return n + wakeEpollWaiters()
-}
-
-// wakeEpollWaiters wakes the epoll waiters that have events to report and
-// returns how many it woke.
-func wakeEpollWaiters() int {
-	woken := 0
-	for i := int32(1); i < maxThreads; i++ {
-		t := &threads[i]
-		if t.state != threadBlocked || t.wait != waitEpoll {
-			continue
-		}
-		ep := fileFor(int64(t.waitFD))
-		if ep == nil || ep.kind != fileEpoll {
-			wake(i, -eBADF)
-			continue
-		}
-		if n := collect(ep, t.epEvents, int64(t.epMax)); n > 0 && wake(i, n) {
-			woken++
-		}
-	}
-	return woken
-}
-
 func eventfdCreate(initval, flags uint64) int64 {
 	fd := allocFD(fileEventfd)
 	if fd < 0 {
 		return fd
 	}
-	files[fd].counter = initval & 0xffffffff
-	files[fd].nonblock = flags&efdNonblock != 0
+	f := fileSlot(fd)
+	f.counter = initval & 0xffffffff
+	f.nonblock = flags&efdNonblock != 0
 	return fd
 }
 
@@ -310,6 +124,7 @@ func eventfdRead(f *file, fd int64, buf, n uint64) int64 {
 	}
 	t := &threads[current]
 	t.waitFD, t.epEvents = int32(fd), buf
+	f.readWaiting = true
 	block(waitRead, 0)
 	return 0
 }
@@ -361,18 +176,18 @@ func openDevice(name []byte, flags uint64) int64 {
 		}
 		gsi, n = n, vectorINTxBase+n
 	}
-	for i := range files {
-		if files[i].kind == fileIRQ && int(files[i].vector) == n {
-			return -eEXIST // one owner per vector
-		}
+	if irqFile[n] != 0 {
+		return -eEXIST // one owner per vector
 	}
 	fd := allocFD(fileIRQ)
 	if fd < 0 {
 		return fd
 	}
-	files[fd].vector = uint8(n)
-	files[fd].gsi = int8(gsi)
-	files[fd].nonblock = flags&oNonblock != 0
+	f := fileSlot(fd)
+	f.vector = uint8(n)
+	f.gsi = int8(gsi)
+	f.nonblock = flags&oNonblock != 0
+	irqFile[n] = int32(fd) + 1
 	if gsi >= 0 {
 		gsiActiveHigh[gsi] = activeHigh
 		routeGSI(gsi, false)
@@ -400,19 +215,22 @@ func parseSuffix(name []byte, prefix string) (int, bool) {
 // It returns how many threads it woke.
 func deviceInterrupt(v uint64) int {
 	stats.DeviceInterrupts++
-	for fd := range files {
-		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
-			f.counter++
-			atomic.AddUint64(&f.fired, 1)
-			if f.gsi >= 0 {
-				routeGSI(int(f.gsi), true)
-			}
-			n := fdReady(int64(fd))
-			stats.InterruptWakes += uint64(n)
-			return n
-		}
+	if v >= uint64(len(irqFile)) || irqFile[v] == 0 {
+		return 0
 	}
-	return 0
+	fd := int64(irqFile[v] - 1)
+	f := fileFor(fd)
+	if f == nil || f.kind != fileIRQ {
+		return 0
+	}
+	f.counter++
+	atomic.AddUint64(&f.fired, 1)
+	if f.gsi >= 0 {
+		routeGSI(int(f.gsi), true)
+	}
+	n := fdReady(fd)
+	stats.InterruptWakes += uint64(n)
+	return n
 }
 
 // irqRearm unmasks an INTx line (a write to its file).

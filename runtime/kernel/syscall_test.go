@@ -39,7 +39,6 @@ func setupKernel(t *testing.T) *testKernel {
 	}
 	space.Init(userLow, userHigh)
 	sigactions = [nsig + 1]sigactionT{}
-	files = [maxFiles]file{}
 	runqHead, runqTail = -1, -1
 	tscMult = 1 << 32 // 1 ns per TSC tick
 	initThreads()
