@@ -196,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	n.current = n.Address
 	logf("network: address %s, gateway %s, DNS %v", n.Address, n.Gateway, n.DNS)
 	running.Store(n)
+	n.ServeSockets()
 	return n, nil
 }
 

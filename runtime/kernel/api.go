@@ -31,6 +31,15 @@ const (
 	// SysKernelStats(buf, size) copies the kernel's counters (Stats) to
 	// buf; see ReadStats.
 	SysKernelStats = 0x677c
+	// SysSocketProvide announces that a serve loop will answer socket
+	// calls (ServeSockets): until one waits, socket calls queue instead of
+	// failing with EAFNOSUPPORT.
+	SysSocketProvide = 0x677d
+	// SysSocketServe(tag, result, ready, readyNew, buf) answers a socket
+	// call and waits for the next (socket.go).
+	SysSocketServe = 0x677e
+	// SysSocketReady(handle, mask|version<<32) reports a socket's events.
+	SysSocketReady = 0x677f
 )
 
 // Interrupt vectors programs may use (see openDevice).

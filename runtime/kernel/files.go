@@ -18,6 +18,7 @@ const (
 	fileEpoll
 	fileEventfd
 	fileIRQ
+	fileSocket
 )
 
 // eventfd flags (include/uapi/linux/eventfd.h).
@@ -42,9 +43,24 @@ type file struct {
 	vector                         uint8 // fileIRQ: the interrupt vector
 	gsi                            int8  // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
 	// epollWaiting says a thread may be blocked in epoll_wait on this
-	// instance; readWaiting that one may be blocked reading this file.
-	// Each saves a scan of the thread table when nobody waits.
+	// instance; readWaiting that one may be blocked reading this file
+	// (or, for a socket, waiting for its readiness). Each saves a scan of
+	// the thread table when nobody waits.
 	epollWaiting, readWaiting bool
+	// fileSocket (socket.go): the generation that tells this socket from
+	// earlier ones on the same descriptor, its readiness (epoll bits) as
+	// the serve loop last reported it and that report's version, and
+	// whether the descriptor is still being opened (socket, accept).
+	sockGen, sockReady, sockVer uint32
+	sockOpening                 bool
+	// sockServed: the serve loop has made the stack's socket (socket(2)
+	// itself is the kernel's alone). sockDomain, sockType and sockProto
+	// are what socket(2) asked for. sockLocal and sockPeer are the
+	// addresses the serve loop last reported (lengths 0: none).
+	sockServed                      bool
+	sockDomain, sockType, sockProto uint8
+	sockLocalLen, sockPeerLen       uint8
+	sockLocal, sockPeer             [sockNameSize]byte
 }
 
 func closeFD(fd int64) int64 {
@@ -55,6 +71,10 @@ func closeFD(fd int64) int64 {
 	if fd < 3 {
 		return 0 // the console stays
 	}
+	if f.kind == fileSocket && f.sockOpening {
+		return -eBADF // not handed out yet
+	}
+	socket, handle, served := f.kind == fileSocket, sockHandle(fd, f), f.sockServed
 	// Drop it from every interest list, as Linux does on last close.
 	dropWatchers(fd, f)
 	if f.kind == fileIRQ && irqFile[f.vector] == int32(fd)+1 {
@@ -65,9 +85,12 @@ func closeFD(fd int64) int64 {
 	// A thread still blocked reading it, or in epoll_wait on it, gets
 	// EBADF rather than sleeping on forever.
 	for i := int32(1); i < maxThreads; i++ {
-		if t := &threads[i]; t.state == threadBlocked && (t.wait == waitRead || t.wait == waitEpoll) && int64(t.waitFD) == fd {
+		if t := &threads[i]; t.state == threadBlocked && (t.wait == waitRead || t.wait == waitEpoll || t.wait == waitSockReady) && int64(t.waitFD) == fd {
 			wake(i, -eBADF)
 		}
+	}
+	if socket {
+		return closeSocket(handle, served)
 	}
 	return 0
 }
@@ -90,6 +113,8 @@ func readiness(fd int32) uint32 {
 		if f.counter > 0 {
 			return epollIn
 		}
+	case fileSocket:
+		return f.sockReady
 	}
 	return 0
 }
@@ -260,6 +285,10 @@ func sysWriteFD(fd int64, buf, n uint64) int64 {
 		return eventfdWrite(f, fd, buf, n)
 	case fileIRQ:
 		return irqRearm(f)
+	case fileSocket:
+		if !f.sockOpening {
+			return sockRW(fd, f, opSendTo, buf, n)
+		}
 	}
 	return -eINVAL
 }
@@ -277,6 +306,10 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 		return 0 // no input: end of file
 	case fileEventfd, fileIRQ: // an IRQ file reads like an eventfd: the count since the last read
 		return eventfdRead(f, fd, buf, n)
+	case fileSocket:
+		if !f.sockOpening {
+			return sockRW(fd, f, opRecvFrom, buf, n)
+		}
 	}
 	return -eINVAL
 }

@@ -192,6 +192,19 @@ func doSyscall(f *Frame) (yield bool) {
 		r = epollWait(int64(a0), a1, int64(a2), int64(int32(a3)))
 	case sysEventfd2:
 		r = eventfdCreate(a0, a1)
+	case sysSocket:
+		r = sysSocketCreate(a0, a1, a2)
+	case sysSocketpair:
+		r = -eOPNOTSUPP // no AF_UNIX
+	case sysGetsockname, sysGetpeername:
+		r = sysSockName(int64(a0), a1, a2, nr == sysGetpeername)
+	case sysBind, sysConnect, sysListen, sysAccept, sysAccept4,
+		sysRecvfrom, sysSendto, sysRecvmsg, sysSendmsg, sysShutdown, sysSetsockopt, sysGetsockopt:
+		r = sysSockCall(nr, [6]uint64{a0, a1, a2, a3, a4, f.R9})
+	case sysReadv:
+		r = sysReadvFD(int64(a0), a1, a2)
+	case sysWritev:
+		r = sysWritevFD(int64(a0), a1, a2)
 	case SysCrashReport:
 		r = crashRecordCopy(a0, a1)
 	case SysSelfIPI:
@@ -206,6 +219,12 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysVirtToPhys(a0)
 	case SysKernelStats:
 		r = sysKernelStats(a0, a1)
+	case SysSocketProvide:
+		r = sysSocketProvide()
+	case SysSocketServe:
+		r = sysSocketServe(a0, int64(a1), a2, a3, a4)
+	case SysSocketReady:
+		r = sysSocketReady(a0, a1)
 	case sysRseq:
 		r = -eNOSYS
 	default:

@@ -30,6 +30,12 @@ const (
 	waitSleep // only the deadline
 	waitEpoll // waitFD is the epoll instance
 	waitRead  // waitFD is an interrupt or event fd read in blocking mode
+	// Sockets (socket.go): a caller waiting for the serve loop's answer,
+	// a serve thread waiting for a call, a blocking socket call waiting
+	// for readiness on waitFD before it goes again.
+	waitSockCall
+	waitSockServe
+	waitSockReady
 )
 
 // thread is one Linux thread (one Go M). It holds the saved context while
