@@ -31,9 +31,9 @@ const (
 	// SysKernelStats(buf, size) copies the kernel's counters (Stats) to
 	// buf; see ReadStats.
 	SysKernelStats = 0x677c
-	// SysSocketProvide announces that a serve loop will answer socket
+	// SysSocketProvide(on) announces that a serve loop will answer socket
 	// calls (ServeSockets): until one waits, socket calls queue instead of
-	// failing with EAFNOSUPPORT.
+	// failing with EAFNOSUPPORT; on=0 withdraws it (StopServingSockets).
 	SysSocketProvide = 0x677d
 	// SysSocketServe(tag, result, ready, readyNew, buf) answers a socket
 	// call and waits for the next (socket.go).

@@ -108,7 +108,15 @@
 //     thread gets more work, and the caller takes the P back the same way.
 //     So the P follows the work at each hand-off, two system calls and two
 //     thread switches per socket call, and the serve thread never waits
-//     for calls holding the P once the first call has come.
+//     for calls holding the P once the first call has come (the kernel
+//     counts the waits that did not follow an answer: SocketServeIdle).
+//     There is one serve loop for that reason: a second would enter its
+//     wait through the scheduler, holding the P with no caller to take
+//     it back until sysmon does.
+//   - Go's netpoller is edge-triggered and waits for an event after
+//     EAGAIN; every event the stack reports wakes the socket's epoll
+//     waiters (as every wake-up callback does on Linux), so that no event
+//     is lost to a readiness bit another call left set.
 //   - socket(2), getsockname(2) and getpeername(2) are raw system calls
 //     in Go's syscall package: the thread keeps its P without entering the
 //     scheduler's system-call state, so nothing could answer while it

@@ -218,8 +218,9 @@ func sysSocketServe(tag uint64, result int64, ready, readyNew, buf uint64) int64
 		return -eFAULT
 	}
 	sockProvided = true
-	if tag != 0 {
-		answer(tag, result, ready, readyNew, (*sockRequest)(virtPtr(buf)))
+	woke := tag != 0 && answer(tag, result, ready, readyNew, (*sockRequest)(virtPtr(buf)))
+	if !woke {
+		stats.SocketServeIdle++
 	}
 	t := &threads[current]
 	t.epEvents = buf
@@ -229,24 +230,24 @@ func sysSocketServe(tag uint64, result int64, ready, readyNew, buf uint64) int64
 }
 
 // answer completes the call tagged tag; names is the serve loop's buffer,
-// with the addresses it reports.
-func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest) {
+// with the addresses it reports. It reports whether it woke the caller.
+func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest) bool {
 	i := int32(tag & 0xffff)
 	if i < 1 || i >= maxThreads {
 		stats.SocketStaleAnswers++
-		return
+		return false
 	}
 	t, c := &threads[i], &sockCalls[i]
 	if t.state != threadBlocked || t.wait != waitSockCall || c.queued || c.seq != uint32(tag>>16) {
 		stats.SocketStaleAnswers++
-		return
+		return false
 	}
 	op := c.req.Op
 	if c.fd >= 0 {
 		if f := fileFor(int64(c.fd)); f != nil && f.kind == fileSocket && sockHandle(int64(c.fd), f) == c.req.Sock {
 			f.sockServed = true
 		}
-		sockReadiness(c.req.Sock, ready, false)
+		sockReadiness(c.req.Sock, ready, false, result == -eAGAIN || result == -eINPROGRESS)
 	}
 	if names.NameSock != 0 {
 		setSockNames(names)
@@ -272,7 +273,7 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 			if f.sockReady&c.waitFor != 0 {
 				retryBlocked(int64(c.fd), f)
 			}
-			return
+			return false
 		}
 	}
 	if c.newFD >= 0 {
@@ -281,13 +282,14 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 			nf.sockOpening, nf.sockServed = false, true
 			nf.sockDomain, nf.sockType = f0(c.fd).sockDomain, f0(c.fd).sockType
 			result = int64(c.newFD)
-			sockReadiness(c.req.NewSock, readyNew, false)
+			sockReadiness(c.req.NewSock, readyNew, false, false)
 		} else {
 			*nf = file{}
 			freeFD(int64(c.newFD))
 		}
 	}
 	wake(i, result)
+	return true
 }
 
 // f0 is the socket on fd, which an answer has just found open.
@@ -309,8 +311,16 @@ func setSockNames(r *sockRequest) {
 // Reports older than the last one applied are stale: the version is
 // taken before the state is read, so the newest version reflects every
 // event before it. An event (events) adds its bits; an answer's report
-// replaces the mask. New bits wake the socket's waiters.
-func sockReadiness(handle, word uint64, events bool) {
+// replaces the mask.
+//
+// Go's netpoller is edge-triggered: after EAGAIN it waits for an event,
+// so an event must never be lost to the mask already holding its bit (a
+// mask another call left set) or to its report being older than an
+// answer's. So every event report wakes the socket's waiters, applied
+// or not, as every wake-up callback does on Linux; an answer wakes them
+// when it sets new bits, or when its call would block while the state it
+// read after the call is ready (an event came between the two).
+func sockReadiness(handle, word uint64, events, wouldBlock bool) {
 	fd := int64(uint32(handle))
 	f := fileFor(fd)
 	if f == nil || f.kind != fileSocket || f.sockGen != uint32(handle>>32) {
@@ -320,6 +330,9 @@ func sockReadiness(handle, word uint64, events bool) {
 	mask, ver := uint32(word), uint32(word>>32)
 	if int32(ver-f.sockVer) <= 0 {
 		stats.SocketStaleEvents++
+		if events && mask != 0 {
+			sockEvent(fd, f)
+		}
 		return
 	}
 	next := mask
@@ -328,10 +341,15 @@ func sockReadiness(handle, word uint64, events bool) {
 	}
 	rising := next &^ f.sockReady
 	f.sockReady, f.sockVer = next, ver
-	if rising != 0 {
-		retryBlocked(fd, f)
-		fdReady(fd)
+	if rising != 0 || (events || wouldBlock) && mask != 0 {
+		sockEvent(fd, f)
 	}
+}
+
+// sockEvent wakes what waits on socket fd: blocking calls, epoll.
+func sockEvent(fd int64, f *file) {
+	retryBlocked(fd, f)
+	fdReady(fd)
 }
 
 // retryBlocked queues again the blocking calls on fd whose events came.
@@ -355,16 +373,17 @@ func retryBlocked(fd int64, f *file) {
 	}
 }
 
-// sysSocketProvide records that a serve loop is coming.
-func sysSocketProvide() int64 {
-	sockProvided = true
+// sysSocketProvide records that a serve loop is coming (on != 0) or that
+// none will (on == 0: socket(2) fails with EAFNOSUPPORT again).
+func sysSocketProvide(on uint64) int64 {
+	sockProvided = on != 0
 	return 0
 }
 
 // sysSocketReady is the stack's event report for a socket (see
 // sockReadiness).
 func sysSocketReady(handle, word uint64) int64 {
-	sockReadiness(handle, word, true)
+	sockReadiness(handle, word, true, false)
 	return 0
 }
 

@@ -307,7 +307,7 @@ func TestSocketWithoutAStackIsEAFNOSUPPORT(t *testing.T) {
 
 func TestSocketIsAnsweredByTheKernelAlone(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	// Go makes socket, getsockname and getpeername as raw system calls,
 	// holding its P: they must not wait for the serve loop.
 	on(s.app)
@@ -338,7 +338,7 @@ func TestSocketIsAnsweredByTheKernelAlone(t *testing.T) {
 
 func TestNonblockingAcceptIsEAGAINUntilAConnectionEdge(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	ln := s.listener(80)
 	_, ep := call(sysEpollCreate1, 0)
 	s.watch(t, ep, ln, epollIn|epollOut|epollRdHup|epollET)
@@ -390,7 +390,7 @@ func TestNonblockingAcceptIsEAGAINUntilAConnectionEdge(t *testing.T) {
 
 func TestNonblockingConnectReportsItsOutcomeThroughSOError(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	s.listener(80)
 	_, ep := call(sysEpollCreate1, 0)
 	for _, c := range []struct {
@@ -424,7 +424,7 @@ func TestNonblockingConnectReportsItsOutcomeThroughSOError(t *testing.T) {
 
 func TestReadWouldBlockThenDataThenHalfClose(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	ln := s.listener(80)
 	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
 	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
@@ -479,7 +479,7 @@ func TestReadWouldBlockThenDataThenHalfClose(t *testing.T) {
 
 func TestBlockingReadWaitsForDataAndGoesAgain(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	ln := s.listener(80)
 	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
 	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
@@ -516,7 +516,7 @@ func TestBlockingReadWaitsForDataAndGoesAgain(t *testing.T) {
 
 func TestStaleReadinessAndAnswersAreDroppedAndCounted(t *testing.T) {
 	s := setupSockets(t)
-	sysSocketProvide()
+	sysSocketProvide(1)
 	ln := s.listener(80)
 	f := fileFor(ln)
 	h := sockHandle(ln, f)

@@ -90,60 +90,56 @@ type sockEntry struct {
 	s Socket
 }
 
-// sockServer is the serve loop's state, shared by its goroutines.
+// sockServer is the serve loop's state.
 type sockServer struct {
 	stack   atomic.Pointer[stackBox]
-	mu      sync.Mutex
+	mu      sync.Mutex  // guards socks
 	socks   []sockEntry // by descriptor; the handle tells sockets apart
-	idle    atomic.Int32
-	running atomic.Int32
+	running atomic.Bool // the serve loop was started
 }
 
 type stackBox struct{ s SocketStack }
 
 var sockets sockServer
 
-// maxServeLoops bounds the goroutines answering socket calls. One keeps up
-// on one CPU; more take calls while one is held up inside the stack.
-const maxServeLoops = 4
-
 // ServeSockets makes stack answer the program's socket system calls from
 // now on, replacing the stack that did before (calls already taken finish
 // on it). The first call starts the serve loop.
 func ServeSockets(stack SocketStack) {
-	if _, _, e := syscall.RawSyscall(SysSocketProvide, 0, 0, 0); e != 0 {
+	if _, _, e := syscall.RawSyscall(SysSocketProvide, 1, 0, 0); e != 0 {
 		return // not on the govirtio kernel (a test on a host)
 	}
 	sockets.stack.Store(&stackBox{stack})
-	if sockets.running.CompareAndSwap(0, 1) {
+	if sockets.running.CompareAndSwap(false, true) {
 		go sockets.loop()
 	}
 }
 
-// loop waits for calls and answers them, one at a time; it starts
-// another loop when calls queue while none waits.
+// StopServingSockets makes socket(2) fail with EAFNOSUPPORT, as it does
+// before any stack serves: for a program whose network could not come up.
+// Sockets already open keep the stack they have.
+func StopServingSockets() {
+	syscall.RawSyscall(SysSocketProvide, 0, 0, 0)
+}
+
+// loop waits for calls and answers them, one at a time. There is one
+// loop: a second one would enter its first wait through the scheduler,
+// holding the P with no caller to take it back (see doc.go, "Sockets").
 func (sv *sockServer) loop() {
 	req := new(sockRequest)
 	var tag uint64
 	var result int64
 	var ready, readyNew uint64
 	for {
-		sv.idle.Add(1)
 		_, _, e := syscall.Syscall6(SysSocketServe, uintptr(tag), uintptr(result), uintptr(ready), uintptr(readyNew),
 			uintptr(unsafe.Pointer(req)), 0)
-		sv.idle.Add(-1)
 		tag = 0
 		if e == syscall.EINTR {
 			continue // the answer, if any, went through
 		}
 		if e != 0 {
-			sv.running.Add(-1)
+			sv.running.Store(false)
 			return // a bad buffer: cannot happen
-		}
-		if req.Queued > 0 && sv.idle.Load() == 0 {
-			if n := sv.running.Load(); n < maxServeLoops && sv.running.CompareAndSwap(n, n+1) {
-				go sv.loop()
-			}
 		}
 		tag = req.Tag
 		result, ready, readyNew = sv.serve(req)

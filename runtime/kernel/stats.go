@@ -49,19 +49,23 @@ type Stats struct {
 	// SocketNoProvider counts socket() calls refused (EAFNOSUPPORT)
 	// because no network stack serves sockets.
 	SocketNoProvider uint64
+	// SocketServeIdle counts the serve loop's waits for a call that did
+	// not follow an answer: a serve thread that may hold the P while it
+	// waits (see doc.go, "Sockets").
+	SocketServeIdle uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 14
+const statsWords = 15
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
 	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
 		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal,
-		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider}
+		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go

@@ -220,7 +220,7 @@ func doSyscall(f *Frame) (yield bool) {
 	case SysKernelStats:
 		r = sysKernelStats(a0, a1)
 	case SysSocketProvide:
-		r = sysSocketProvide()
+		r = sysSocketProvide(a0)
 	case SysSocketServe:
 		r = sysSocketServe(a0, int64(a1), a2, a3, a4)
 	case SysSocketReady:
