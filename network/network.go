@@ -91,7 +91,22 @@ type Network struct {
 //
 // On error nothing is left running: a device the driver opened is closed
 // (reset, its buffers taken back) along with the stack.
-func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
+//
+// In an image where the network came up by itself (StartAuto, package
+// network/auto), Start waits for that network and returns it: cfg is not
+// applied.
+func Start(ctx context.Context, cfg Config) (*Network, error) {
+	if n, started, err := autoNetwork(ctx); started {
+		if cfg.Logf != nil {
+			cfg.Logf("network: already brought up by network/auto; this Start's configuration is not applied")
+		}
+		return n, err
+	}
+	return start(ctx, cfg)
+}
+
+// start is Start without the automatic network.
+func start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
