@@ -40,6 +40,8 @@ const (
 	SysSocketServe = 0x677e
 	// SysSocketReady(handle, mask|version<<32) reports a socket's events.
 	SysSocketReady = 0x677f
+	// SysSocketCloseQueue opens the queue of closed sockets (socket.go).
+	SysSocketCloseQueue = 0x6780
 )
 
 // Interrupt vectors programs may use (see openDevice).

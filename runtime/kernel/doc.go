@@ -113,6 +113,15 @@
 //     There is one serve loop for that reason: a second would enter its
 //     wait through the scheduler, holding the P with no caller to take
 //     it back until sysmon does.
+//   - Each call waiting for the serve loop holds a thread, and the Go
+//     runtime makes a new thread each time sysmon takes the P from one of
+//     them, so a burst of calls (a server answering thousands of
+//     connections at once) would make a thread per call. So at most
+//     eight calls wait: past that, a non-blocking read, write or accept
+//     fails with EAGAIN at once and its socket is woken (an epoll event)
+//     once the queue has drained; and close(2) never waits: the socket
+//     goes to a close queue that a closer goroutine reads through the
+//     netpoller (SocketCallsDeferred counts the refused calls).
 //   - Go's netpoller is edge-triggered and waits for an event after
 //     EAGAIN; every event the stack reports wakes the socket's epoll
 //     waiters (as every wake-up callback does on Linux), so that no event

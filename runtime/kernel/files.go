@@ -19,6 +19,7 @@ const (
 	fileEventfd
 	fileIRQ
 	fileSocket
+	fileCloseQueue // closed sockets for the serve side's closer (socket.go)
 )
 
 // eventfd flags (include/uapi/linux/eventfd.h).
@@ -77,6 +78,9 @@ func closeFD(fd int64) int64 {
 	socket, handle, served := f.kind == fileSocket, sockHandle(fd, f), f.sockServed
 	// Drop it from every interest list, as Linux does on last close.
 	dropWatchers(fd, f)
+	if f.kind == fileCloseQueue {
+		closeQueueFD = -1
+	}
 	if f.kind == fileIRQ && irqFile[f.vector] == int32(fd)+1 {
 		irqFile[f.vector] = 0
 	}
@@ -115,6 +119,10 @@ func readiness(fd int32) uint32 {
 		}
 	case fileSocket:
 		return f.sockReady
+	case fileCloseQueue:
+		if closeLen > 0 {
+			return epollIn
+		}
 	}
 	return 0
 }
@@ -310,6 +318,8 @@ func sysReadFD(fd int64, buf, n uint64) int64 {
 		if !f.sockOpening {
 			return sockRW(fd, f, opRecvFrom, buf, n)
 		}
+	case fileCloseQueue:
+		return readCloseQueue(buf, n)
 	}
 	return -eINVAL
 }

@@ -133,6 +133,27 @@ var (
 	// sockGen numbers the sockets opened, so that a late event for a
 	// closed socket never reaches the one reusing its descriptor.
 	sockGen uint32
+	// sockPending counts the calls queued or being served.
+	sockPending int
+	// sockDeferred holds the sockets whose call was refused with EAGAIN
+	// because too many calls were pending (see submit); they are woken
+	// when the queue drains. deferHead and deferLen locate them.
+	sockDeferred        [maxDeferred]uint64
+	deferHead, deferLen int
+)
+
+// Calls waiting for the serve loop each hold a thread, and with one P
+// the Go runtime makes a new thread each time sysmon takes the P from
+// one of them: a burst of calls would make a thread per call (2000
+// connections answered at once exhausted the 64 threads). So when
+// maxPendingCalls calls are pending, a non-blocking read, write or
+// accept fails with EAGAIN at once, as if the socket were not ready, and
+// its socket is woken (an epoll event) once the queue has drained to
+// half: Go's netpoller then tries again. Up to maxDeferred sockets wait
+// so; past that, calls queue.
+const (
+	maxPendingCalls = 8
+	maxDeferred     = 1024
 )
 
 // sockHandle names the socket on descriptor fd for the serve loop.
@@ -155,6 +176,18 @@ func sockFile(fd int64) (*file, int64) {
 // answer. fd is the socket called on (or -1), newFD a descriptor reserved
 // for the call's result (or -1).
 func submit(op uint64, fd, newFD int64, args [6]uint64, dontwait bool) int64 {
+	if dontwait && sockPending >= maxPendingCalls && deferLen < maxDeferred && deferrable(op) {
+		f := fileSlot(fd)
+		sockDeferred[(deferHead+deferLen)%maxDeferred] = sockHandle(fd, f)
+		deferLen++
+		stats.SocketCallsDeferred++
+		if newFD >= 0 {
+			*fileSlot(newFD) = file{}
+			freeFD(newFD)
+		}
+		return -eAGAIN
+	}
+	sockPending++
 	c := &sockCalls[current]
 	c.seq++
 	c.fd, c.newFD, c.waitFor, c.dontwait = int32(fd), int32(newFD), 0, dontwait
@@ -171,6 +204,32 @@ func submit(op uint64, fd, newFD int64, args [6]uint64, dontwait bool) int64 {
 	queueCall(current)
 	stats.SocketCalls++
 	return 0
+}
+
+// deferrable reports whether op may fail with EAGAIN when the serve loop
+// is behind: the calls a non-blocking socket answers so when not ready.
+func deferrable(op uint64) bool {
+	switch op {
+	case opRecvFrom, opSendTo, opRecvMsg, opSendMsg, opReadv, opWritev, opAccept:
+		return true
+	}
+	return false
+}
+
+// wakeDeferred wakes the sockets refused while the queue was long, once
+// it is short again.
+func wakeDeferred() {
+	if deferLen == 0 || sockPending > maxPendingCalls/2 {
+		return
+	}
+	for deferLen > 0 {
+		h := sockDeferred[deferHead]
+		deferHead, deferLen = (deferHead+1)%maxDeferred, deferLen-1
+		fd := int64(uint32(h))
+		if f := fileFor(fd); f != nil && f.kind == fileSocket && sockHandle(fd, f) == h {
+			sockEvent(fd, f)
+		}
+	}
 }
 
 func queueCall(i int32) {
@@ -205,8 +264,31 @@ func dispatchCalls() {
 		}
 		c.req.Queued = queued
 		*(*sockRequest)(virtPtr(t.epEvents)) = c.req
-		wake(s, 0)
+		// The serve thread runs next, so that it takes the P from the
+		// caller (parked in this call) before another thread does.
+		wakeFirst(s, 0)
 	}
+}
+
+// takeCall gives the current (serve) thread the next queued call at once,
+// without blocking: it keeps the P and serves on.
+func takeCall(buf uint64) bool {
+	i := sockQHead
+	if i < 0 {
+		return false
+	}
+	c := &sockCalls[i]
+	sockQHead = c.next
+	if sockQHead < 0 {
+		sockQTail = -1
+	}
+	c.queued = false
+	c.req.Queued = 0
+	for j := sockQHead; j >= 0; j = sockCalls[j].next {
+		c.req.Queued++
+	}
+	*(*sockRequest)(virtPtr(buf)) = c.req
+	return true
 }
 
 // sysSocketServe is a serve thread's call: it answers the call tagged tag
@@ -219,13 +301,15 @@ func sysSocketServe(tag uint64, result int64, ready, readyNew, buf uint64) int64
 	}
 	sockProvided = true
 	woke := tag != 0 && answer(tag, result, ready, readyNew, (*sockRequest)(virtPtr(buf)))
+	if takeCall(buf) {
+		return 0 // more calls: serve on, holding the P
+	}
 	if !woke {
 		stats.SocketServeIdle++
 	}
 	t := &threads[current]
 	t.epEvents = buf
 	block(waitSockServe, 0)
-	dispatchCalls()
 	return 0
 }
 
@@ -242,6 +326,8 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 		stats.SocketStaleAnswers++
 		return false
 	}
+	sockPending--
+	defer wakeDeferred()
 	op := c.req.Op
 	if c.fd >= 0 {
 		if f := fileFor(int64(c.fd)); f != nil && f.kind == fileSocket && sockHandle(int64(c.fd), f) == c.req.Sock {
@@ -288,7 +374,9 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 			freeFD(int64(c.newFD))
 		}
 	}
-	wake(i, result)
+	// The caller runs next when the serve thread waits: it takes the P
+	// back from it (see doc.go).
+	wakeFirst(i, result)
 	return true
 }
 
@@ -369,6 +457,7 @@ func retryBlocked(fd int64, f *file) {
 			continue
 		}
 		t.wait = waitSockCall
+		sockPending++
 		queueCall(i)
 	}
 }
@@ -690,9 +779,63 @@ func sysWritevFD(fd int64, iov, cnt uint64) int64 {
 // closeSocket hands the close of the socket whose handle was h (its
 // descriptor already free) to the serve loop, unless the serve loop never
 // saw it.
+//
+// A close does not wait for the serve loop: a burst of them (a server
+// dropping its connections) would hold a thread each. The handle goes to
+// the close queue, a file the serve side's closer goroutine reads through
+// the netpoller (SysSocketCloseQueue); only when the queue is full does the
+// close wait for the serve loop.
 func closeSocket(h uint64, served bool) int64 {
 	if !sockProvided || !served {
 		return 0
 	}
+	if q := fileFor(int64(closeQueueFD)); closeQueueFD >= 0 && q != nil && q.kind == fileCloseQueue && closeLen < maxDeferred {
+		sockClosing[(closeHead+closeLen)%maxDeferred] = h
+		closeLen++
+		fdReady(int64(closeQueueFD))
+		return 0
+	}
 	return submit(opClose, -1, -1, [6]uint64{h}, true)
+}
+
+// The close queue: handles of sockets closed, for the closer goroutine.
+var (
+	sockClosing         [maxDeferred]uint64
+	closeHead, closeLen int
+	closeQueueFD        int32 = -1
+)
+
+// sysSocketCloseQueue opens the close queue (once) and returns its
+// descriptor: readable (EPOLLIN) while closes wait; read(2) returns their
+// handles, 8 bytes each.
+func sysSocketCloseQueue() int64 {
+	if closeQueueFD >= 0 {
+		if q := fileFor(int64(closeQueueFD)); q != nil && q.kind == fileCloseQueue {
+			return int64(closeQueueFD)
+		}
+	}
+	fd := allocFD(fileCloseQueue)
+	if fd < 0 {
+		return fd
+	}
+	fileSlot(fd).nonblock = true
+	closeQueueFD = int32(fd)
+	return fd
+}
+
+// readCloseQueue hands the closes waiting to the closer's buffer.
+func readCloseQueue(buf, n uint64) int64 {
+	if closeLen == 0 {
+		return -eAGAIN
+	}
+	b := userBytes(buf, int(n))
+	k := 0
+	for closeLen > 0 && k+8 <= len(b) {
+		le.PutUint64(b[k:], sockClosing[closeHead])
+		closeHead, closeLen, k = (closeHead+1)%maxDeferred, closeLen-1, k+8
+	}
+	if k == 0 {
+		return -eINVAL
+	}
+	return int64(k)
 }

@@ -205,6 +205,8 @@ func setupSockets(t *testing.T) *sockTest {
 	k := setupKernel(t)
 	sockCalls = [maxThreads]sockCall{}
 	sockQHead, sockQTail, sockProvided, stats = -1, -1, false, Stats{}
+	sockPending, deferHead, deferLen = 0, 0, 0
+	closeQueueFD, closeHead, closeLen = -1, 0, 0
 	st := &fakeStack{listeners: map[uint16]*fakeSock{}}
 	sockets = sockServer{}
 	sockets.stack.Store(&stackBox{st})
@@ -537,5 +539,81 @@ func TestStaleReadinessAndAnswersAreDroppedAndCounted(t *testing.T) {
 	call(SysSocketServe, uint64(s.app)|99<<16, 0, 0, 0, s.reqVA())
 	if stats.SocketStaleAnswers != 1 {
 		t.Errorf("an answer for no waiting call was not counted")
+	}
+}
+
+func TestCallsPastTheQueueLimitGetEAGAINAndAnEventLater(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	ln := s.listener(80)
+	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
+	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
+	s.st.complete()
+	srv := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock)
+	_, ep := call(sysEpollCreate1, 0)
+	s.watch(t, ep, srv, epollIn|epollOut|epollRdHup|epollET)
+	s.wait(t, ep, 8)
+
+	// maxPendingCalls threads wait on the serve loop...
+	buf, _ := s.at(0x1000, 64)
+	var waiting []int32
+	for i := 0; i < maxPendingCalls; i++ {
+		w := newThread()
+		on(w)
+		call(sysRead, uint64(cl), buf, 64)
+		if threads[w].state != threadBlocked {
+			t.Fatalf("call %d did not wait for the serve loop", i)
+		}
+		waiting = append(waiting, w)
+	}
+	// ...so the next non-blocking read fails at once, holding no thread.
+	on(s.app)
+	if _, r := call(sysRead, uint64(srv), buf, 64); r != -eAGAIN || threads[s.app].state != threadRunning {
+		t.Fatalf("a read past the queue limit returned %d (state %d), want -EAGAIN at once", r, threads[s.app].state)
+	}
+	if stats.SocketCallsDeferred != 1 {
+		t.Errorf("SocketCallsDeferred = %d", stats.SocketCallsDeferred)
+	}
+	// Data for it arrives; once the queue drains its socket is woken
+	// even though its readiness did not change since.
+	s.st.listeners[80].queue = nil
+	fileFor(srv).sockReady = epollIn | epollOut
+	s.wait(t, ep, 8)
+	s.serveAll()
+	for _, w := range waiting {
+		if threads[w].state == threadBlocked {
+			t.Errorf("thread %d still waits", w)
+		}
+	}
+	if got := s.wait(t, ep, 8); len(got) != 1 || got[0] != srv {
+		t.Errorf("after the queue drained epoll reported %v, want the refused socket %d", got, srv)
+	}
+}
+
+func TestCloseDoesNotWaitForTheServeLoop(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	on(s.app)
+	_, q := call(SysSocketCloseQueue)
+	_, ep := call(sysEpollCreate1, 0)
+	s.watch(t, ep, q, epollIn|epollET)
+	ln := s.listener(80)
+	h := sockHandle(ln, fileFor(ln))
+	on(s.app)
+	if _, r := call(sysClose, uint64(ln)); r != 0 || threads[s.app].state != threadRunning {
+		t.Fatalf("close of a served socket: %d, state %d; want 0 at once", r, threads[s.app].state)
+	}
+	if fileFor(ln) != nil {
+		t.Errorf("the descriptor is still open")
+	}
+	if got := s.wait(t, ep, 8); len(got) != 1 || got[0] != q {
+		t.Fatalf("the close queue reported %v", got)
+	}
+	buf, b := s.at(0x3000, 64)
+	if _, r := call(sysRead, uint64(q), buf, 64); r != 8 || le64.Uint64(b) != h {
+		t.Errorf("reading the close queue: %d, handle %#x; want 8, %#x", r, le64.Uint64(b), h)
+	}
+	if _, r := call(sysRead, uint64(q), buf, 64); r != -eAGAIN {
+		t.Errorf("reading the empty close queue: %d, want -EAGAIN", r)
 	}
 }

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -112,6 +113,41 @@ func ServeSockets(stack SocketStack) {
 	sockets.stack.Store(&stackBox{stack})
 	if sockets.running.CompareAndSwap(false, true) {
 		go sockets.loop()
+		if q, err := openCloseQueue(); err == nil {
+			go sockets.closer(q)
+		}
+	}
+}
+
+// openCloseQueue opens the kernel's queue of closed sockets.
+func openCloseQueue() (syscall.RawConn, error) {
+	fd, _, e := syscall.RawSyscall(SysSocketCloseQueue, 0, 0, 0)
+	if e != 0 {
+		return nil, e
+	}
+	return os.NewFile(fd, "socket-close-queue").SyscallConn()
+}
+
+// closer closes the stack's sockets whose descriptors the program closed:
+// it waits for them in the netpoller, holding no thread (see
+// closeSocket in socket.go).
+func (sv *sockServer) closer(q syscall.RawConn) {
+	buf := make([]byte, 8*256)
+	for {
+		var n int
+		err := q.Read(func(fd uintptr) bool {
+			var e error
+			n, e = syscall.Read(int(fd), buf)
+			return e != syscall.EAGAIN
+		})
+		if err != nil {
+			return
+		}
+		for i := 0; i+8 <= n; i += 8 {
+			if e, ok := sv.remove(le.Uint64(buf[i:])); ok {
+				e.s.Close()
+			}
+		}
 	}
 }
 

@@ -53,19 +53,22 @@ type Stats struct {
 	// not follow an answer: a serve thread that may hold the P while it
 	// waits (see doc.go, "Sockets").
 	SocketServeIdle uint64
+	// SocketCallsDeferred counts the non-blocking socket calls refused
+	// with EAGAIN because the serve loop was behind (socket.go).
+	SocketCallsDeferred uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 15
+const statsWords = 16
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
 	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
 		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal,
-		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle}
+		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle, &s.SocketCallsDeferred}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go

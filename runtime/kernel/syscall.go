@@ -225,6 +225,8 @@ func doSyscall(f *Frame) (yield bool) {
 		r = sysSocketServe(a0, int64(a1), a2, a3, a4)
 	case SysSocketReady:
 		r = sysSocketReady(a0, a1)
+	case SysSocketCloseQueue:
+		r = sysSocketCloseQueue()
 	case sysRseq:
 		r = -eNOSYS
 	default:

@@ -141,6 +141,34 @@ func makeRunnable(i int32) {
 	runqTail = i
 }
 
+// makeRunnableFirst queues thread i at the head of the run queue: it runs
+// next, when the current thread gives up the CPU.
+func makeRunnableFirst(i int32) {
+	t := &threads[i]
+	t.state = threadRunnable
+	t.wait = waitNone
+	t.deadline = 0
+	if i == 0 {
+		return
+	}
+	t.runNext = runqHead
+	runqHead = i
+	if runqTail < 0 {
+		runqTail = i
+	}
+}
+
+// wakeFirst is wake, the thread running next.
+func wakeFirst(i int32, result int64) bool {
+	t := &threads[i]
+	if t.state != threadBlocked {
+		return false
+	}
+	t.frame.RAX = uint64(result)
+	makeRunnableFirst(i)
+	return true
+}
+
 // block parks the current thread; the scheduler picks another.
 func block(wait uint32, deadline int64) {
 	t := &threads[current]
