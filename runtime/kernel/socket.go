@@ -366,7 +366,9 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 		nf := fileSlot(int64(c.newFD))
 		if result >= 0 {
 			nf.sockOpening, nf.sockServed = false, true
-			nf.sockDomain, nf.sockType = f0(c.fd).sockDomain, f0(c.fd).sockType
+			if lf := fileSlot(int64(c.fd)); lf != nil {
+				nf.sockDomain, nf.sockType = lf.sockDomain, lf.sockType // the listener's
+			}
 			result = int64(c.newFD)
 			sockReadiness(c.req.NewSock, readyNew, false, false)
 		} else {
@@ -379,9 +381,6 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 	wakeFirst(i, result)
 	return true
 }
-
-// f0 is the socket on fd, which an answer has just found open.
-func f0(fd int32) *file { return fileSlot(int64(fd)) }
 
 // setSockNames records the addresses the serve loop reports.
 func setSockNames(r *sockRequest) {
@@ -723,8 +722,7 @@ func sysSockCall(nr uint64, a [6]uint64) int64 {
 	return submit(op, fd, -1, a, dontwait)
 }
 
-// sockRead and sockWrite are read(2), write(2), readv(2) and writev(2)
-// on a socket.
+// sockRW is read(2), write(2), readv(2) and writev(2) on a socket.
 func sockRW(fd int64, f *file, op, buf, n uint64) int64 {
 	switch op {
 	case opReadv, opWritev:
