@@ -21,6 +21,14 @@
 // kernel.SetHostAddresses), so that Go's own resolver in the program uses
 // them.
 //
+// Once up, the network also serves the program's socket system calls
+// (socket.go, through kernel.ServeSockets): Go's net package (net.Listen,
+// net.Dial, http.ListenAndServe, net.ListenPacket) reaches the same stack.
+// A program that never calls Start gets the network by importing
+// network/auto (the image builder links it into unmodified programs),
+// which brings it up before main from the same command line; Start in such
+// an image returns that network (see StartAuto).
+//
 // It is the glue between the runtime, which knows nothing of virtio, and
 // the driver, which knows nothing of how the machine is reached; programs
 // that want another arrangement can do the same steps themselves.

@@ -93,7 +93,22 @@ type Network struct {
 //
 // On error nothing is left running: a device the driver opened is closed
 // (reset, its buffers taken back) along with the stack.
-func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
+//
+// In an image where the network came up by itself (StartAuto, package
+// network/auto), Start waits for that network and returns it: cfg is not
+// applied.
+func Start(ctx context.Context, cfg Config) (*Network, error) {
+	if n, started, err := autoNetwork(ctx); started {
+		if cfg.Logf != nil {
+			cfg.Logf("network: already brought up by network/auto; this Start's configuration is not applied")
+		}
+		return n, err
+	}
+	return start(ctx, cfg)
+}
+
+// start is Start without the automatic network.
+func start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -199,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (_ *Network, err error) {
 	n.publishResolver(n.Address, n.DNS)
 	logf("network: address %s, gateway %s, DNS %v", n.Address, n.Gateway, n.DNS)
 	running.Store(n)
+	n.ServeSockets()
 	return n, nil
 }
 

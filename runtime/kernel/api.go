@@ -36,6 +36,17 @@ const (
 	// little-endian number) to buf and returns the table's length, or
 	// -ENOENT; see ACPITable.
 	SysACPITable = 0x677d
+	// SysSocketProvide(on) announces that a serve loop will answer socket
+	// calls (ServeSockets): until one waits, socket calls queue instead of
+	// failing with EAFNOSUPPORT; on=0 withdraws it (StopServingSockets).
+	SysSocketProvide = 0x677e
+	// SysSocketServe(tag, result, ready, readyNew, buf) answers a socket
+	// call and waits for the next (socket.go).
+	SysSocketServe = 0x677f
+	// SysSocketReady(handle, mask|version<<32) reports a socket's events.
+	SysSocketReady = 0x6780
+	// SysSocketCloseQueue opens the queue of closed sockets (socket.go).
+	SysSocketCloseQueue = 0x6781
 )
 
 // Interrupt vectors programs may use (see openDevice).
@@ -56,10 +67,11 @@ const (
 // poller instead of reading the file, which saves two system calls per
 // interrupt.
 func InterruptCount(fd int) uint64 {
-	if fd < 0 || fd >= maxFiles || files[fd].kind != fileIRQ {
+	f := fileFor(int64(fd))
+	if f == nil || f.kind != fileIRQ {
 		return 0
 	}
-	return atomic.LoadUint64(&files[fd].fired)
+	return atomic.LoadUint64(&f.fired)
 }
 
 // sysMapDeviceRange maps [phys, phys+size) for device access. RAM and the
@@ -122,3 +134,13 @@ const DirectMapBase = directMapBase
 // maxPhysAddr bounds device register addresses (46 bits: what the direct
 // map's half of the address space holds with room to spare).
 const maxPhysAddr = 1 << 46
+
+// sysSelfIPI raises vector on this CPU, as a device would; it is taken as
+// soon as interrupts are on again.
+func sysSelfIPI(vector uint64) int64 {
+	if vector < vectorMSIFirst || vector > vectorMSILast {
+		return -eINVAL
+	}
+	selfIPI(uint8(vector))
+	return 0
+}

@@ -90,6 +90,85 @@
 // (dns=, ip=) and package network replaces them after a DHCP lease with
 // SetNameServers and SetHostAddresses (fs_api.go).
 //
+// The descriptor table (fdtable.go) holds 65536 descriptors (the
+// RLIMIT_NOFILE it reports) in chunks of one frame each, taken from the
+// frame allocator when a descriptor in their range is first opened: an
+// image with a few files pays one frame. epoll (epoll.go) keeps a ready
+// list per instance, fed by the files' events, so that epoll_wait costs
+// what it reports, not what it watches; registrations come from a pool
+// that grows the same way.
+//
+// # Sockets
+//
+// Socket system calls have Linux's semantics and are backed by the network
+// stack the program runs (package network's gVisor stack, which registers
+// itself with ServeSockets when it starts). The kernel cannot call that
+// stack: kernel code runs with interrupts off on a kernel stack, and the
+// stack is Go code that allocates and blocks. So the work is split
+// (socket.go, sockserve.go):
+//
+//   - The kernel owns the descriptors, each socket's readiness (the
+//     epoll bits, fed to epoll like any file's) and its addresses, checks
+//     every pointer the program passes, and hands each call to the serve
+//     loop: a goroutine of the program, blocked in SysSocketServe, that
+//     receives the call in its buffer, runs it on the stack (SocketStack,
+//     Socket) and answers with its next SysSocketServe. The calling thread
+//     is parked meanwhile (one call slot per thread; signals wait for the
+//     answer). The stack's waiter callbacks report events with
+//     SysSocketReady; reports carry a version taken before the state is
+//     read, so that a late, older report never hides a newer event.
+//   - With one CPU (sched_getaffinity reports one, so GOMAXPROCS=1) a
+//     thread parked in a system call keeps its P; the serve goroutine
+//     gets it without waiting for sysmon because the serve thread is
+//     itself parked in a system call, entered with that P: when the kernel
+//     wakes it, Go's exitsyscall takes the P back from the caller, which
+//     is in a system call. The answer wakes the caller before the serve
+//     thread gets more work, and the caller takes the P back the same way.
+//     So the P follows the work at each hand-off, two system calls and two
+//     thread switches per socket call, and the serve thread never waits
+//     for calls holding the P once the first call has come (the kernel
+//     counts the waits that did not follow an answer: SocketServeIdle).
+//     There is one serve loop for that reason: a second would enter its
+//     wait through the scheduler, holding the P with no caller to take
+//     it back until sysmon does.
+//   - Each call waiting for the serve loop holds a thread, and the Go
+//     runtime makes a new thread each time sysmon takes the P from one of
+//     them, so a burst of calls (a server answering thousands of
+//     connections at once) would make a thread per call. So at most
+//     eight calls wait: past that, a non-blocking read, write or accept
+//     fails with EAGAIN at once and its socket is woken (an epoll event)
+//     once the queue has drained; and close(2) never waits: the socket
+//     goes to a close queue that a closer goroutine reads through the
+//     netpoller (SocketCallsDeferred counts the refused calls).
+//   - Go's netpoller is edge-triggered and waits for an event after
+//     EAGAIN; every event the stack reports wakes the socket's epoll
+//     waiters (as every wake-up callback does on Linux), so that no event
+//     is lost to a readiness bit another call left set.
+//   - socket(2), getsockname(2) and getpeername(2) are raw system calls
+//     in Go's syscall package: the thread keeps its P without entering the
+//     scheduler's system-call state, so nothing could answer while it
+//     waited. The kernel answers them alone: socket opens the descriptor
+//     and the serve loop makes the stack's socket at its first call; the
+//     addresses come from what the serve loop reported with its last
+//     answer on the socket (after bind, listen, connect, accept,
+//     getsockopt).
+//   - Blocking sockets (without SOCK_NONBLOCK) work too: a call the stack
+//     answers with EAGAIN waits in the kernel for the readiness it needs
+//     and goes again; a blocking connect waits for the outcome. Go's net
+//     package uses non-blocking sockets and an edge-triggered epoll.
+//
+// Without a stack serving (no network), socket(2) fails with EAFNOSUPPORT.
+// The kernel counts its socket calls, the answers and events it dropped as
+// stale, and the sockets refused (Stats).
+//
+// Other designs were weighed. Running the stack's code in the calling
+// thread from the kernel is impossible (no Go heap in the kernel). A
+// serve goroutine parked in the Go poller instead of the kernel leaves
+// the P with the parked caller until sysmon takes it (20 us to 10 ms, 10 ms
+// once idle). Reporting more CPUs than there are would let the serve loop
+// run on another P, at the price of the Go scheduler spinning and
+// balancing work across Ps that share one CPU.
+//
 // # CPU time
 //
 // Each trap charges the time since the last one to the thread that was

@@ -368,6 +368,9 @@ func TestKernelDoesNotAllocate(t *testing.T) {
 		"github.com/govirtio/govirtio/runtime/mem.(*Frames).Init":       true,
 	}
 	kernelCode := regexp.MustCompile(`^github\.com/govirtio/govirtio/runtime/(kernel|mem|console|cpu)\.`)
+	// The socket serve loop (sockserve.go) is the program's code, run by
+	// its goroutines: it allocates freely.
+	serveLoop := regexp.MustCompile(`^github\.com/govirtio/govirtio/runtime/kernel\.(\(\*sockServer\)|\(\*SocketHandle\)|ServeSockets|openCloseQueue|iovBufs|userMem|putAddr)`)
 	forbidden := regexp.MustCompile(`CALL runtime\.(newobject|mallocgc\w*|convT\w*|growslice|makeslice\w*|concatstring\w*|slicebytetostring|rawstring\w*|gcWriteBarrier\w*|gopanic|panicwrap)\(SB\)`)
 	var fn string
 	checked := 0
@@ -379,7 +382,7 @@ func TestKernelDoesNotAllocate(t *testing.T) {
 			}
 			continue
 		}
-		if kernelCode.MatchString(fn) && !allowed[fn] {
+		if kernelCode.MatchString(fn) && !allowed[fn] && !serveLoop.MatchString(fn) {
 			if m := forbidden.FindString(line); m != "" {
 				t.Errorf("%s: %s", fn, m)
 			}

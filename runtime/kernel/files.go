@@ -1,15 +1,16 @@
 package kernel
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
-// File descriptors: the console (0, 1, 2), files and directories of the
-// read-only tree (fs.go), epoll instances, eventfds and interrupt files
-// (/dev/irq/N, the way a goroutine waits for a device interrupt through
-// the Go network poller without holding a thread).
-const (
-	maxFiles     = 64
-	maxEpollRegs = 32
+	"github.com/govirtio/govirtio/runtime/console"
 )
+
+// Files: the console (0, 1, 2), files and directories of the read-only
+// tree (fs.go), epoll instances, eventfds, interrupt files (/dev/irq/N, the
+// way a goroutine waits for a device interrupt through the Go network
+// poller without holding a thread) and sockets (socket.go). fdtable.go
+// holds the descriptor table, epoll.go the epoll instances.
 
 // File kinds.
 const (
@@ -19,69 +20,54 @@ const (
 	fileEventfd
 	fileIRQ
 	fileRegular // a file or directory of the read-only tree (fs.go)
+	fileSocket
+	fileCloseQueue // closed sockets for the serve side's closer (socket.go)
 )
 
-// epoll event bits (include/uapi/linux/eventpoll.h).
+// eventfd flags (include/uapi/linux/eventfd.h).
 const (
-	epollIn      = 0x001
-	epollOut     = 0x004
-	epollErr     = 0x008
-	epollHup     = 0x010
-	epollRdHup   = 0x2000
-	epollET      = 1 << 31
-	epollCtlAdd  = 1
-	epollCtlDel  = 2
-	epollCtlMod  = 3
-	epollEvtSize = 12 // struct epoll_event is packed on x86-64
 	efdNonblock  = 0x800
 	efdSemaphore = 1
 )
 
-// epollReg is one fd watched by an epoll instance.
-type epollReg struct {
-	used    bool
-	pending bool   // edge-triggered: became ready since last reported
-	fd      int32  // watched fd
-	events  uint32 // requested events, EPOLLET included
-	data    uint64 // returned with each event
-}
-
-// file is an open file description.
+// file is an open file description. It lives in a chunk of the
+// descriptor table (fdtable.go), in memory the kernel took from the frame
+// allocator: it must hold no Go pointers.
 type file struct {
-	kind     uint8
-	nonblock bool
-	vector   uint8                  // fileIRQ: the interrupt vector
-	gsi      int8                   // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
-	counter  uint64                 // eventfd counter; interrupts not yet read
-	fired    uint64                 // fileIRQ: interrupts since the open (see InterruptCount); atomic
-	regs     [maxEpollRegs]epollReg // fileEpoll: the interest list
-	node     uint32                 // fileRegular: its node in the packed tree
-	pos      uint64                 // fileRegular: the read offset; for a directory, getdents64's next entry
-}
-
-var files [maxFiles]file
-
-func initFiles() {
-	for fd := 0; fd < 3; fd++ {
-		files[fd] = file{kind: fileConsole}
-	}
-}
-
-func fileFor(fd int64) *file {
-	if fd < 0 || fd >= maxFiles || files[fd].kind == fileNone {
-		return nil
-	}
-	return &files[fd]
-}
-
-func allocFD(kind uint8) int64 {
-	for fd := 3; fd < maxFiles; fd++ {
-		if files[fd].kind == fileNone {
-			files[fd] = file{kind: kind, gsi: -1}
-			return int64(fd)
-		}
-	}
-	return -eMFILE
+	counter uint64 // eventfd counter; interrupts not yet read
+	fired   uint64 // fileIRQ: interrupts since the open (see InterruptCount); atomic
+	// watchers heads the list of epoll registrations watching this file.
+	watchers int32
+	// fileEpoll: the heads of the interest list and of the ready list
+	// (and its tail), registration indices (epoll.go).
+	interest, readyHead, readyTail int32
+	kind                           uint8
+	nonblock                       bool
+	vector                         uint8 // fileIRQ: the interrupt vector
+	gsi                            int8  // fileIRQ on a level-triggered line: its GSI, masked when it fires; else -1
+	// epollWaiting says a thread may be blocked in epoll_wait on this
+	// instance; readWaiting that one may be blocked reading this file
+	// (or, for a socket, waiting for its readiness). Each saves a scan of
+	// the thread table when nobody waits.
+	epollWaiting, readWaiting bool
+	// fileSocket (socket.go): the generation that tells this socket from
+	// earlier ones on the same descriptor, its readiness (epoll bits) as
+	// the serve loop last reported it and that report's version, and
+	// whether the descriptor is still being opened (socket, accept).
+	sockGen, sockReady, sockVer uint32
+	sockOpening                 bool
+	// sockServed: the serve loop has made the stack's socket (socket(2)
+	// itself is the kernel's alone). sockDomain, sockType and sockProto
+	// are what socket(2) asked for. sockLocal and sockPeer are the
+	// addresses the serve loop last reported (lengths 0: none).
+	sockServed                      bool
+	sockDomain, sockType, sockProto uint8
+	sockLocalLen, sockPeerLen       uint8
+	sockLocal, sockPeer             [sockNameSize]byte
+	// fileRegular (fs.go): its node in the packed tree, and the read
+	// offset (for a directory, getdents64's next entry).
+	node uint32
+	pos  uint64
 }
 
 func closeFD(fd int64) int64 {
@@ -92,23 +78,29 @@ func closeFD(fd int64) int64 {
 	if fd < 3 {
 		return 0 // the console stays
 	}
+	if f.kind == fileSocket && f.sockOpening {
+		return -eBADF // not handed out yet
+	}
+	socket, handle, served := f.kind == fileSocket, sockHandle(fd, f), f.sockServed
+	// Drop it from every interest list, as Linux does on last close.
+	dropWatchers(fd, f)
+	if f.kind == fileCloseQueue {
+		closeQueueFD = -1
+	}
+	if f.kind == fileIRQ && irqFile[f.vector] == int32(fd)+1 {
+		irqFile[f.vector] = 0
+	}
 	*f = file{}
-	// A thread still blocked reading it gets EBADF rather than sleeping on
-	// forever.
+	freeFD(fd)
+	// A thread still blocked reading it, or in epoll_wait on it, gets
+	// EBADF rather than sleeping on forever.
 	for i := int32(1); i < maxThreads; i++ {
-		if t := &threads[i]; t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
+		if t := &threads[i]; t.state == threadBlocked && (t.wait == waitRead || t.wait == waitEpoll || t.wait == waitSockReady) && int64(t.waitFD) == fd {
 			wake(i, -eBADF)
 		}
 	}
-	// Drop it from every interest list, as Linux does on last close.
-	for i := range files {
-		if files[i].kind == fileEpoll {
-			for j := range files[i].regs {
-				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
-					*r = epollReg{}
-				}
-			}
-		}
+	if socket {
+		return closeSocket(handle, served)
 	}
 	return 0
 }
@@ -131,157 +123,14 @@ func readiness(fd int32) uint32 {
 		if f.counter > 0 {
 			return epollIn
 		}
+	case fileSocket:
+		return f.sockReady
+	case fileCloseQueue:
+		if closeLen > 0 {
+			return epollIn
+		}
 	}
 	return 0
-}
-
-func epollCreate() int64 { return allocFD(fileEpoll) }
-
-func epollCtl(epfd int64, op uint64, fd int64, event uint64) int64 {
-	ep := fileFor(epfd)
-	if ep == nil || ep.kind != fileEpoll || fileFor(fd) == nil || fd == epfd {
-		return -eBADF
-	}
-	if fileFor(fd).kind == fileRegular {
-		return -ePERM // as Linux: regular files are always ready, so Go reads them without the poller
-	}
-	var events uint32
-	var data uint64
-	if op != epollCtlDel {
-		if !userRange(event, epollEvtSize, false) {
-			return -eFAULT
-		}
-		b := userBytes(event, epollEvtSize)
-		events, data = le.Uint32(b), le.Uint64(b[4:])
-	}
-	var found *epollReg
-	var free *epollReg
-	for i := range ep.regs {
-		r := &ep.regs[i]
-		if r.used && int64(r.fd) == fd {
-			found = r
-		} else if !r.used && free == nil {
-			free = r
-		}
-	}
-	switch op {
-	case epollCtlAdd:
-		if found != nil {
-			return -eEXIST
-		}
-		if free == nil {
-			return -eNOMEM
-		}
-		*free = epollReg{used: true, pending: true, fd: int32(fd), events: events, data: data}
-	case epollCtlMod:
-		if found == nil {
-			return -eNOENT
-		}
-		found.events, found.data, found.pending = events, data, true
-	case epollCtlDel:
-		if found == nil {
-			return -eNOENT
-		}
-		*found = epollReg{}
-	default:
-		return -eINVAL
-	}
-	wakeEpollWaiters()
-	return 0
-}
-
-// collect writes up to max ready events of ep to the user buffer at buf.
-func collect(ep *file, buf uint64, max int64) int64 {
-	n := int64(0)
-	for i := range ep.regs {
-		if n >= max {
-			break
-		}
-		r := &ep.regs[i]
-		if !r.used {
-			continue
-		}
-		ev := readiness(r.fd) & (r.events | epollErr | epollHup)
-		if ev == 0 || (r.events&epollET != 0 && !r.pending) {
-			continue
-		}
-		r.pending = false
-		b := userBytes(buf+uint64(n)*epollEvtSize, epollEvtSize)
-		le.PutUint32(b, ev)
-		le.PutUint64(b[4:], r.data)
-		n++
-	}
-	return n
-}
-
-func epollWait(epfd int64, buf uint64, max int64, timeoutMS int64) int64 {
-	ep := fileFor(epfd)
-	if ep == nil || ep.kind != fileEpoll {
-		return -eBADF
-	}
-	if max <= 0 || max > 1<<16 {
-		return -eINVAL
-	}
-	if !userRange(buf, uint64(max)*epollEvtSize, true) {
-		return -eFAULT
-	}
-	if n := collect(ep, buf, max); n > 0 || timeoutMS == 0 {
-		return n
-	}
-	var deadline int64
-	if timeoutMS > 0 {
-		deadline = nanotime() + timeoutMS*1e6
-	}
-	t := &threads[current]
-	t.waitFD, t.epEvents, t.epMax = int32(epfd), buf, uint64(max)
-	block(waitEpoll, deadline)
-	return 0
-}
-
-// fdReady records that fd may have become ready and wakes the threads
-// waiting for it, directly (a blocking read) or through epoll. It returns
-// how many threads it woke.
-func fdReady(fd int64) int {
-	for i := range files {
-		if files[i].kind == fileEpoll {
-			for j := range files[i].regs {
-				if r := &files[i].regs[j]; r.used && int64(r.fd) == fd {
-					r.pending = true
-				}
-			}
-		}
-	}
-	n := 0
-	for i := int32(1); i < maxThreads; i++ {
-		t := &threads[i]
-		if t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
-			if f := fileFor(fd); f != nil && f.counter > 0 && wake(i, takeCount(f, t.epEvents)) {
-				n++
-			}
-		}
-	}
-	return n + wakeEpollWaiters()
-}
-
-// wakeEpollWaiters wakes the epoll waiters that have events to report and
-// returns how many it woke.
-func wakeEpollWaiters() int {
-	woken := 0
-	for i := int32(1); i < maxThreads; i++ {
-		t := &threads[i]
-		if t.state != threadBlocked || t.wait != waitEpoll {
-			continue
-		}
-		ep := fileFor(int64(t.waitFD))
-		if ep == nil || ep.kind != fileEpoll {
-			wake(i, -eBADF)
-			continue
-		}
-		if n := collect(ep, t.epEvents, int64(t.epMax)); n > 0 && wake(i, n) {
-			woken++
-		}
-	}
-	return woken
 }
 
 func eventfdCreate(initval, flags uint64) int64 {
@@ -289,8 +138,9 @@ func eventfdCreate(initval, flags uint64) int64 {
 	if fd < 0 {
 		return fd
 	}
-	files[fd].counter = initval & 0xffffffff
-	files[fd].nonblock = flags&efdNonblock != 0
+	f := fileSlot(fd)
+	f.counter = initval & 0xffffffff
+	f.nonblock = flags&efdNonblock != 0
 	return fd
 }
 
@@ -313,6 +163,7 @@ func eventfdRead(f *file, fd int64, buf, n uint64) int64 {
 	}
 	t := &threads[current]
 	t.waitFD, t.epEvents = int32(fd), buf
+	f.readWaiting = true
 	block(waitRead, 0)
 	return 0
 }
@@ -364,18 +215,18 @@ func openDevice(name []byte, flags uint64) int64 {
 		}
 		gsi, n = n, vectorINTxBase+n
 	}
-	for i := range files {
-		if files[i].kind == fileIRQ && int(files[i].vector) == n {
-			return -eEXIST // one owner per vector
-		}
+	if irqFile[n] != 0 {
+		return -eEXIST // one owner per vector
 	}
 	fd := allocFD(fileIRQ)
 	if fd < 0 {
 		return fd
 	}
-	files[fd].vector = uint8(n)
-	files[fd].gsi = int8(gsi)
-	files[fd].nonblock = flags&oNonblock != 0
+	f := fileSlot(fd)
+	f.vector = uint8(n)
+	f.gsi = int8(gsi)
+	f.nonblock = flags&oNonblock != 0
+	irqFile[n] = int32(fd) + 1
 	if gsi >= 0 {
 		gsiActiveHigh[gsi] = activeHigh
 		routeGSI(gsi, false)
@@ -403,19 +254,22 @@ func parseSuffix(name []byte, prefix string) (int, bool) {
 // It returns how many threads it woke.
 func deviceInterrupt(v uint64) int {
 	stats.DeviceInterrupts++
-	for fd := range files {
-		if f := &files[fd]; f.kind == fileIRQ && uint64(f.vector) == v {
-			f.counter++
-			atomic.AddUint64(&f.fired, 1)
-			if f.gsi >= 0 {
-				routeGSI(int(f.gsi), true)
-			}
-			n := fdReady(int64(fd))
-			stats.InterruptWakes += uint64(n)
-			return n
-		}
+	if v >= uint64(len(irqFile)) || irqFile[v] == 0 {
+		return 0
 	}
-	return 0
+	fd := int64(irqFile[v] - 1)
+	f := fileFor(fd)
+	if f == nil || f.kind != fileIRQ {
+		return 0
+	}
+	f.counter++
+	atomic.AddUint64(&f.fired, 1)
+	if f.gsi >= 0 {
+		routeGSI(int(f.gsi), true)
+	}
+	n := fdReady(fd)
+	stats.InterruptWakes += uint64(n)
+	return n
 }
 
 // irqRearm unmasks an INTx line (a write to its file).
@@ -424,4 +278,94 @@ func irqRearm(f *file) int64 {
 		routeGSI(int(f.gsi), false)
 	}
 	return 8
+}
+
+func sysWriteFD(fd int64, buf, n uint64) int64 {
+	if n > 1<<30 {
+		n = 1 << 30
+	}
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	if !userRange(buf, n, false) {
+		return -eFAULT
+	}
+	switch f.kind {
+	case fileConsole:
+		console.Write(userBytes(buf, int(n)))
+		return int64(n)
+	case fileEventfd:
+		return eventfdWrite(f, fd, buf, n)
+	case fileIRQ:
+		return irqRearm(f)
+	case fileRegular:
+		return -eBADF // opened read-only
+	case fileSocket:
+		if !f.sockOpening {
+			return sockRW(fd, f, opSendTo, buf, n)
+		}
+	}
+	return -eINVAL
+}
+
+func sysReadFD(fd int64, buf, n uint64) int64 {
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	if f.kind == fileRegular {
+		return fsRead(f, buf, n) // checks only the part of buf it fills
+	}
+	if !userRange(buf, n, true) {
+		return -eFAULT
+	}
+	switch f.kind {
+	case fileConsole:
+		return 0 // no input: end of file
+	case fileEventfd, fileIRQ: // an IRQ file reads like an eventfd: the count since the last read
+		return eventfdRead(f, fd, buf, n)
+	case fileSocket:
+		if !f.sockOpening {
+			return sockRW(fd, f, opRecvFrom, buf, n)
+		}
+	case fileCloseQueue:
+		return readCloseQueue(buf, n)
+	}
+	return -eINVAL
+}
+
+const (
+	fGetFD    = 1
+	fSetFD    = 2
+	fGetFL    = 3
+	fSetFL    = 4
+	oRDWR     = 2
+	oNonblock = 0x800
+)
+
+func sysFcntlFD(fd int64, cmd, arg uint64) int64 {
+	f := fileFor(fd)
+	if f == nil {
+		return -eBADF
+	}
+	switch cmd {
+	case fGetFD, fSetFD:
+		return 0
+	case fGetFL:
+		if f.kind == fileRegular { // open(2) allows read-only files only
+			if f.nonblock {
+				return oLargefile | oNonblock
+			}
+			return oLargefile
+		}
+		if f.nonblock {
+			return oRDWR | oNonblock
+		}
+		return oRDWR
+	case fSetFL:
+		f.nonblock = arg&oNonblock != 0
+		return 0
+	}
+	return -eINVAL
 }

@@ -450,8 +450,9 @@ func fsOpenat(dirfd int64, path, flags uint64) int64 {
 	if fd < 0 {
 		return fd
 	}
-	files[fd].node = r.node
-	files[fd].nonblock = flags&oNonblock != 0
+	f := fileFor(fd)
+	f.node = r.node
+	f.nonblock = flags&oNonblock != 0
 	return fd
 }
 

@@ -410,8 +410,8 @@ func TestOpenFollowsLinuxSemantics(t *testing.T) {
 			if tc.want == 0 {
 				if r < 3 {
 					t.Errorf("open %q: %d, want an fd", tc.path, r)
-				} else if files[r].kind != fileRegular {
-					t.Errorf("fd %d has kind %d", r, files[r].kind)
+				} else if fileFor(r).kind != fileRegular {
+					t.Errorf("fd %d has kind %d", r, fileFor(r).kind)
 				}
 				return
 			}
@@ -585,7 +585,7 @@ func TestRegularFilesAreNotPollable(t *testing.T) {
 func TestDeviceFilesStillOpen(t *testing.T) {
 	k := setupFS(t, "")
 	fd := k.open("/dev/irq/"+fsItoa(vectorMSIFirst), 0)
-	if fd < 3 || files[fd].kind != fileIRQ {
+	if fd < 3 || fileFor(fd) == nil || fileFor(fd).kind != fileIRQ {
 		t.Errorf("open /dev/irq/%d: %d", vectorMSIFirst, fd)
 	}
 }

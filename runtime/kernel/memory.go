@@ -342,3 +342,107 @@ func releaseRange(start, end uint64) {
 // invalidatePage drops a stale TLB entry after a page-table change
 // (host-side tests replace it: INVLPG is privileged).
 var invalidatePage = cpu.Invlpg
+
+// mmap flags (include/uapi/linux/mman.h).
+const (
+	mapShared         = 0x01
+	mapPrivate        = 0x02
+	mapFixed          = 0x10
+	mapAnonymous      = 0x20
+	mapFixedNoReplace = 0x100000
+	madvDontneed      = 4
+	madvFree          = 8
+)
+
+func pageRound(n uint64) uint64 { return (n + mem.PageSize - 1) &^ (mem.PageSize - 1) }
+
+func sysMmapAnon(addr, length, prot, flags uint64, _ int64) int64 {
+	if flags&mapAnonymous == 0 { // fd is ignored for anonymous maps, as Linux does
+		return -eNODEV // files cannot be mapped
+	}
+	if length == 0 || addr%mem.PageSize != 0 {
+		return -eINVAL
+	}
+	length = pageRound(length)
+	if length == 0 {
+		return -eNOMEM
+	}
+	p := uint8(prot & 7)
+	switch {
+	case flags&mapFixed != 0:
+		releaseRange(addr, addr+length)
+	case flags&mapFixedNoReplace != 0:
+		a, err := space.Choose(addr, length)
+		if err != nil || a != addr {
+			return -eEXIST
+		}
+	default:
+		a, err := space.Choose(addr, length)
+		if err != nil {
+			return -eNOMEM
+		}
+		addr = a
+	}
+	if err := space.Insert(addr, length, p); err != nil {
+		if err == mem.ErrTooMany {
+			return -eNOMEM
+		}
+		return -eINVAL
+	}
+	return int64(addr)
+}
+
+func sysMunmapRange(addr, length uint64) int64 {
+	if addr%mem.PageSize != 0 || length == 0 {
+		return -eINVAL
+	}
+	length = pageRound(length)
+	if addr < userLow || addr+length > userHigh || addr+length < addr {
+		return -eINVAL
+	}
+	releaseRange(addr, addr+length)
+	space.Remove(addr, length)
+	return 0
+}
+
+func sysMadviseRange(addr, length, advice uint64) int64 {
+	if addr%mem.PageSize != 0 {
+		return -eINVAL
+	}
+	switch advice {
+	case madvDontneed, madvFree:
+		// Go 1.26 relies on DONTNEED zeroing: drop the frames so that
+		// the next touch maps fresh zeroes.
+		end := addr + pageRound(length)
+		if addr >= userLow && end <= userHigh && end >= addr {
+			releaseRange(addr, end)
+		}
+	}
+	return 0
+}
+
+func sysMprotectRange(addr, length, prot uint64) int64 {
+	if addr%mem.PageSize != 0 {
+		return -eINVAL
+	}
+	length = pageRound(length)
+	if length == 0 {
+		return 0
+	}
+	p := uint8(prot & 7)
+	if err := space.Protect(addr, length, p); err != nil {
+		return -eNOMEM
+	}
+	for a := addr; a < addr+length; a += mem.PageSize {
+		if p == 0 {
+			// x86 has no present-but-inaccessible page: give the
+			// frame back (its contents do not survive PROT_NONE).
+			releaseRange(a, a+mem.PageSize)
+			continue
+		}
+		if pageTable.SetFlags(a, pteFlags(p)) {
+			invalidatePage(uintptr(a))
+		}
+	}
+	return 0
+}

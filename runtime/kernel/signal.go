@@ -182,7 +182,10 @@ func sysKill(tid int64, sig uint64) int64 {
 	}
 	t := &threads[i]
 	t.sigPending |= sigBit(sig)
-	if t.state == threadBlocked && t.sigMask&sigBit(sig) == 0 {
+	// A socket call handed to the serve loop is not interrupted: its
+	// answer would be lost (and a blocking one is restarted, as Linux
+	// does for Go's SA_RESTART handlers); the signal waits for it.
+	if t.state == threadBlocked && t.sigMask&sigBit(sig) == 0 && t.wait != waitSockCall && t.wait != waitSockReady {
 		wake(i, -eINTR)
 	}
 	return 0

@@ -38,18 +38,37 @@ type Stats struct {
 	// the kernel, nor the program's committed pages. MemoryTotal is the
 	// top of RAM in bytes.
 	MemoryFree, MemoryTotal uint64
+	// SocketCalls counts socket calls handed to the serve loop.
+	SocketCalls uint64
+	// SocketStaleAnswers counts answers from the serve loop that found
+	// no caller waiting (a bug if it ever grows).
+	SocketStaleAnswers uint64
+	// SocketStaleEvents counts readiness reports dropped: for a socket
+	// already closed, or older than the last one applied.
+	SocketStaleEvents uint64
+	// SocketNoProvider counts socket() calls refused (EAFNOSUPPORT)
+	// because no network stack serves sockets.
+	SocketNoProvider uint64
+	// SocketServeIdle counts the serve loop's waits for a call that did
+	// not follow an answer: a serve thread that may hold the P while it
+	// waits (see doc.go, "Sockets").
+	SocketServeIdle uint64
+	// SocketCallsDeferred counts the non-blocking socket calls refused
+	// with EAGAIN because the serve loop was behind (socket.go).
+	SocketCallsDeferred uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 10
+const statsWords = 16
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
 	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
-		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal}
+		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal,
+		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle, &s.SocketCallsDeferred}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go

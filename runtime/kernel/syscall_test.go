@@ -26,7 +26,7 @@ type testKernel struct {
 // thread 1 current.
 func setupKernel(t *testing.T) *testKernel {
 	t.Helper()
-	const ramSize = 8 << 20
+	const ramSize = 16 << 20 // room for a full descriptor table (65536 files of 128 bytes)
 	arena := make([]byte, ramSize+mem.PageSize)
 	base := (uint64(uintptr(unsafe.Pointer(&arena[0]))) + mem.PageSize - 1) &^ (mem.PageSize - 1)
 	physOffset = base
@@ -39,7 +39,6 @@ func setupKernel(t *testing.T) *testKernel {
 	}
 	space.Init(userLow, userHigh)
 	sigactions = [nsig + 1]sigactionT{}
-	files = [maxFiles]file{}
 	runqHead, runqTail = -1, -1
 	tscMult = 1 << 32 // 1 ns per TSC tick
 	initThreads()

@@ -30,6 +30,12 @@ const (
 	waitSleep // only the deadline
 	waitEpoll // waitFD is the epoll instance
 	waitRead  // waitFD is an interrupt or event fd read in blocking mode
+	// Sockets (socket.go): a caller waiting for the serve loop's answer,
+	// a serve thread waiting for a call, a blocking socket call waiting
+	// for readiness on waitFD before it goes again.
+	waitSockCall
+	waitSockServe
+	waitSockReady
 )
 
 // thread is one Linux thread (one Go M). It holds the saved context while
@@ -139,6 +145,34 @@ func makeRunnable(i int32) {
 	runqTail = i
 }
 
+// makeRunnableFirst queues thread i at the head of the run queue: it runs
+// next, when the current thread gives up the CPU.
+func makeRunnableFirst(i int32) {
+	t := &threads[i]
+	t.state = threadRunnable
+	t.wait = waitNone
+	t.deadline = 0
+	if i == 0 {
+		return
+	}
+	t.runNext = runqHead
+	runqHead = i
+	if runqTail < 0 {
+		runqTail = i
+	}
+}
+
+// wakeFirst is wake, the thread running next.
+func wakeFirst(i int32, result int64) bool {
+	t := &threads[i]
+	if t.state != threadBlocked {
+		return false
+	}
+	t.frame.RAX = uint64(result)
+	makeRunnableFirst(i)
+	return true
+}
+
 // block parks the current thread; the scheduler picks another.
 func block(wait uint32, deadline int64) {
 	t := &threads[current]
@@ -222,4 +256,82 @@ func threadByTID(tid int64) int32 {
 		return -1
 	}
 	return i
+}
+
+// timeslice is how long a thread runs before another runnable one gets
+// the CPU.
+const timeslice = 10_000_000
+
+const (
+	archSetFS = 0x1002
+	archGetFS = 0x1003
+)
+
+func sysArchPrctlFS(code, addr uint64) int64 {
+	t := &threads[current]
+	switch code {
+	case archSetFS:
+		t.fsBase = addr
+		curFS = addr
+		return 0
+	case archGetFS:
+		if !userRange(addr, 8, true) {
+			return -eFAULT
+		}
+		le.PutUint64(userBytes(addr, 8), t.fsBase)
+		return 0
+	}
+	return -eINVAL
+}
+
+// Clone flags (include/uapi/linux/sched.h); Go always passes 0xd0f00,
+// which includes the first two, plus CLONE_SETTLS.
+const (
+	cloneVM     = 0x100
+	cloneThread = 0x10000
+	cloneSettls = 0x80000
+)
+
+func sysCloneThread(f *Frame, flags, stack, tls uint64) int64 {
+	if flags&(cloneVM|cloneThread) != cloneVM|cloneThread {
+		return -eINVAL // only threads: there is one address space
+	}
+	i := newThread()
+	if i < 0 {
+		return -eAGAIN
+	}
+	parent := &threads[current]
+	t := &threads[i]
+	t.frame = *f
+	t.frame.RAX = 0
+	if stack != 0 {
+		t.frame.RSP = stack
+	}
+	t.fsBase = parent.fsBase
+	if flags&cloneSettls != 0 {
+		t.fsBase = tls
+	}
+	t.sigMask = parent.sigMask
+	t.altDisabled = true
+	copy(xsaveArea(t, xsaveSize), xsaveArea(parent, xsaveSize))
+	makeRunnable(i)
+	return int64(t.tid)
+}
+
+// exitThread ends the current thread (SYS_exit, Go's exitThread).
+func exitThread() {
+	t := &threads[current]
+	t.state = threadFree
+	cpuTimersThreadExit(current)
+}
+
+func sysAffinity(size, mask uint64) int64 {
+	if size < 8 {
+		return -eINVAL
+	}
+	if !userRange(mask, 8, true) {
+		return -eFAULT
+	}
+	le.PutUint64(userBytes(mask, 8), 1) // one CPU
+	return 8
 }

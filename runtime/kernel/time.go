@@ -378,3 +378,114 @@ func daysFromCivil(y, m, d int64) int64 {
 	doe := yoe*365 + yoe/4 - yoe/100 + doy
 	return era*146097 + doe - 719468
 }
+
+// Clock ids (include/uapi/linux/time.h).
+const (
+	clockRealtime       = 0
+	clockRealtimeCoarse = 5
+	clockTAI            = 11
+)
+
+func sysClock(clock, ts uint64) int64 {
+	if !userRange(ts, 16, true) {
+		return -eFAULT
+	}
+	now := nanotime()
+	switch clock {
+	case clockRealtime, clockRealtimeCoarse, clockTAI:
+		now += wallBase
+	case clockProcessCPU:
+		now = cpuClock(true, -1)
+	case clockThreadCPU:
+		now = cpuClock(false, current)
+	case 1, 4, 6, 7, 8, 9:
+	default:
+		return -eINVAL
+	}
+	b := userBytes(ts, 16)
+	le.PutUint64(b, uint64(now/1e9))
+	le.PutUint64(b[8:], uint64(now%1e9))
+	return 0
+}
+
+func sysTimeOfDay(tv uint64) int64 {
+	if tv == 0 {
+		return 0
+	}
+	if !userRange(tv, 16, true) {
+		return -eFAULT
+	}
+	now := wallBase + nanotime()
+	b := userBytes(tv, 16)
+	le.PutUint64(b, uint64(now/1e9))
+	le.PutUint64(b[8:], uint64(now%1e9/1e3))
+	return 0
+}
+
+// readTimespec reads a struct timespec as nanoseconds.
+func readTimespec(p uint64) (int64, bool) {
+	if !userRange(p, 16, false) {
+		return 0, false
+	}
+	b := userBytes(p, 16)
+	sec, nsec := int64(le.Uint64(b)), int64(le.Uint64(b[8:]))
+	if sec < 0 || nsec < 0 || nsec >= 1e9 {
+		return 0, false
+	}
+	if sec > 1<<32 {
+		sec = 1 << 32
+	}
+	return sec*1e9 + nsec, true
+}
+
+func sysSleep(req uint64) int64 {
+	d, ok := readTimespec(req)
+	if !ok {
+		return -eFAULT
+	}
+	block(waitSleep, nanotime()+d)
+	return 0
+}
+
+const timerAbstime = 1
+
+func sysClockSleep(clock, flags, req uint64) int64 {
+	d, ok := readTimespec(req)
+	if !ok {
+		return -eFAULT
+	}
+	now := nanotime()
+	deadline := now + d
+	if flags&timerAbstime != 0 {
+		deadline = d
+		if clock == clockRealtime {
+			deadline -= wallBase
+		}
+	}
+	block(waitSleep, deadline)
+	return 0
+}
+
+// sysClockRes reports a resolution of 1 ns for every clock.
+func sysClockRes(res uint64) int64 {
+	if res == 0 {
+		return 0
+	}
+	if !userRange(res, 16, true) {
+		return -eFAULT
+	}
+	b := userBytes(res, 16)
+	le.PutUint64(b, 0)
+	le.PutUint64(b[8:], 1)
+	return 0
+}
+
+// sysTimeSeconds is time(2): the wall clock in seconds, also stored at tp
+// when it is not nil.
+func sysTimeSeconds(tp uint64) int64 {
+	t := (wallBase + nanotime()) / 1e9
+	if tp != 0 && userRange(tp, 8, true) {
+		le.PutUint64(userBytes(tp, 8), uint64(t))
+	}
+	return t
+}
