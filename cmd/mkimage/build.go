@@ -272,19 +272,28 @@ func buildImage(pkg string, o buildOptions) ([]byte, string, error) {
 	}
 
 	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}
-	if !required {
+	var modfile []string
+	switch {
+	case !required:
 		work, err := writeWorkspace(tmp, p.Module.Dir, gv)
 		if err != nil {
 			return nil, "", err
 		}
 		env = append(env, "GOWORK="+work)
+	case p.Module.Path != govirtioModule:
+		// The added imports (network/auto) need go.sum lines the
+		// program's own imports may not: build with a copy of its go.mod
+		// whose go.sum has govirtio's lines too, leaving its files alone.
+		if modfile, err = writeModfile(tmp, p.Module.Dir, gv); err != nil {
+			return nil, "", err
+		}
 	}
 	elfPath := filepath.Join(tmp, "app.elf")
 	ldflags := "-E _rt0_pvh"
 	if o.ldflags != "" {
 		ldflags += " " + o.ldflags
 	}
-	args := []string{"build", "-overlay", filepath.Join(tmp, "overlay.json"), "-ldflags", ldflags, "-o", elfPath}
+	args := append([]string{"build", "-overlay", filepath.Join(tmp, "overlay.json"), "-ldflags", ldflags, "-o", elfPath}, modfile...)
 	if o.tags != "" {
 		args = append(args, "-tags", o.tags)
 	}
@@ -305,6 +314,33 @@ func buildImage(pkg string, o buildOptions) ([]byte, string, error) {
 		what += fmt.Sprintf(" (%d CA roots at %s)", nroots, rootsPath)
 	}
 	return data, what, nil
+}
+
+// writeModfile writes copies of the go.mod of the module in modDir and
+// of its go.sum, with the go.sum of the govirtio module in gv added, to
+// dir, and returns the go build flags that use them (-mod=mod lets go
+// build add to the copies the requirements the added imports need).
+func writeModfile(dir, modDir, gv string) ([]string, error) {
+	mod, err := os.ReadFile(filepath.Join(modDir, "go.mod"))
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	var sum []byte
+	for _, d := range []string{modDir, gv} {
+		b, err := os.ReadFile(filepath.Join(d, "go.sum"))
+		if err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		sum = append(append(sum, b...), '\n')
+	}
+	path := filepath.Join(dir, "go.mod")
+	if err := os.WriteFile(path, mod, 0o644); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.sum"), sum, 0o644); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	return []string{"-modfile", path, "-mod=mod"}, nil
 }
 
 // writeWorkspace writes a go.work in dir that uses the program's module

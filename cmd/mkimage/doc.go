@@ -34,7 +34,10 @@
 // The govirtio linked is the one the program's module requires, or else
 // -govirtio DIR, or else the module of the current directory (a govirtio
 // checkout: go run ./cmd/mkimage from it). A program whose module does not
-// require govirtio builds in a temporary go.work that uses both modules.
+// require govirtio builds in a temporary go.work that uses both modules;
+// one that does builds with copies of its go.mod and go.sum (-modfile),
+// completed for the packages the added imports need, so its own files are
+// left as they are.
 // -elf keeps the ELF executable (before the note), for its symbols
 // (pprof, addr2line).
 //
