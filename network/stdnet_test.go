@@ -150,6 +150,9 @@ func holdConnections(t *testing.T, port, n int) []heldConn {
 				results <- heldConn{c, r}
 			}(len(conns) + i)
 		}
+		if len(conns)%1000 == 0 {
+			t.Logf("%d connections open", len(conns))
+		}
 		failed := false
 		for i := 0; i < batch; i++ {
 			if c := <-results; c.Conn != nil {
@@ -182,13 +185,18 @@ func lastLines(s string, n int) string {
 
 // TestConnectionsHeldIn256M opens connections to the pong server until
 // one fails (GOVIRTIO_MAXCONN=N bounds them; unset, the test is skipped):
-// how many an image with -m 256M holds.
+// how many an image with -m 256M (GOVIRTIO_MAXCONN_MEM to change it)
+// holds.
 func TestConnectionsHeldIn256M(t *testing.T) {
 	max, _ := strconv.Atoi(os.Getenv("GOVIRTIO_MAXCONN"))
 	if max == 0 {
 		t.Skip("set GOVIRTIO_MAXCONN=N to measure")
 	}
-	s := bootStdnet(t, "256M")
+	mem := os.Getenv("GOVIRTIO_MAXCONN_MEM")
+	if mem == "" {
+		mem = "256M"
+	}
+	s := bootStdnet(t, mem)
 	conns := holdConnections(t, s.pong, max)
 	t.Logf("%d connections held open; guest: %s", len(conns), strings.TrimSpace(get(t, s.base+"/open")))
 	for _, c := range conns {

@@ -16,12 +16,13 @@ import "unsafe"
 // thread) records the operation and its arguments and joins the queue;
 // the caller blocks (waitSockCall). A serve thread blocked in
 // SysSocketServe (waitSockServe) is given the head of the queue in its
-// request buffer and woken. It answers with its next SysSocketServe,
-// which wakes the caller with the result, updates the readiness the
-// answer carries, and waits for the next request. The answer wakes the
-// caller before the serve thread is given more work, so that the caller
-// runs first: with one P (GOMAXPROCS=1) it takes the P back from the
-// serve thread, parked in a system call, without waiting for sysmon.
+// request buffer and woken to run next. It answers with its next
+// SysSocketServe, which wakes the caller with the result, updates the
+// readiness and addresses the answer carries, and takes the next queued
+// call at once (the serve thread keeps the P and serves on) or waits for
+// one. The woken caller runs next when the serve thread waits: with one
+// P (GOMAXPROCS=1) each takes the P from the other, parked in a system
+// call, without waiting for sysmon.
 
 // Socket system calls (arch/x86/entry/syscalls/syscall_64.tbl).
 const (

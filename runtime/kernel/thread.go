@@ -207,6 +207,16 @@ func wake(i int32, result int64) bool {
 // not at the next timer interrupt.
 func schedule(f *Frame, preempt bool) {
 	cur := &threads[current]
+	if cur.state == threadRunnable && current != 0 {
+		// The current thread blocked in this trap and was woken again
+		// before it ended (its wait timed out in expireTimeouts, or an
+		// event came within its own call): wake stored the call's result
+		// in its saved frame, while f still holds the system call number
+		// (or the handler's return). Without this the call returned its
+		// own number: epoll_pwait "returned" 281 events and Go's netpoll
+		// indexed past its 128.
+		f.RAX = cur.frame.RAX
+	}
 	if cur.state == threadRunning && !preempt && current != 0 {
 		return
 	}
