@@ -236,11 +236,7 @@ func doSyscall(f *Frame) (yield bool) {
 		}
 		r = -eNOSYS
 	}
-	if t := &threads[current]; t.state == threadBlocked {
-		// Save the context now: the rest of this trap may wake the
-		// thread (its timeout can pass before schedule runs), and wake
-		// leaves the result in the saved frame.
-		t.frame, t.frameSaved = *f, true
+	if threads[current].state == threadBlocked {
 		return false
 	}
 	f.RAX = uint64(r)

@@ -71,10 +71,6 @@ type thread struct {
 	cpuTimerNext int64 // nearest expiry of the timers on its clock; 0: none
 
 	runNext int32 // run-queue link
-	// frameSaved is set when the thread blocked in a system call: frame
-	// then holds its context, and wake writes the call's result there,
-	// even when the wake comes within the trap it blocked in.
-	frameSaved bool
 }
 
 var (
@@ -239,21 +235,12 @@ func schedule(f *Frame, preempt bool) {
 	} else {
 		next = 0 // idle
 	}
-	switch {
-	case next != current:
-		if !cur.frameSaved {
-			cur.frame = *f
-		}
+	if next != current {
+		cur.frame = *f
 		*f = threads[next].frame
 		current = next
-	case cur.frameSaved:
-		// It blocked and was woken within this trap (a timeout that
-		// passed while the host held the CPU): its result is in the
-		// saved frame, not in f.
-		*f = cur.frame
 	}
 	t := &threads[current]
-	t.frameSaved = false
 	t.state = threadRunning
 	curFS = t.fsBase
 	curXsave = t.xsave
