@@ -25,7 +25,8 @@
 // (socket.go, through kernel.ServeSockets): Go's net package (net.Listen,
 // net.Dial, http.ListenAndServe, net.ListenPacket) reaches the same stack.
 // A program that never calls Start gets the network by importing
-// network/auto (the image builder links it into unmodified programs),
+// network/auto (the image builder links it into programs that do not
+// import this package),
 // which brings it up before main from the same command line; Start in such
 // an image returns that network (see StartAuto).
 //

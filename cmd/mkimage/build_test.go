@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -284,6 +285,40 @@ func TestWorkGoVersionTakesTheHighest(t *testing.T) {
 	for _, tc := range tests {
 		if !versionLess(tc.a, tc.b) || versionLess(tc.b, tc.a) {
 			t.Errorf("versionLess(%s, %s) wrong", tc.a, tc.b)
+		}
+	}
+}
+
+// network/auto goes into a program that does not import package network
+// (its sockets need the network brought up), and stays out of one that
+// does, which starts the network itself with its own Config.
+func TestBuildModeLinksNetworkAutoUnlessTheProgramStartsTheNetwork(t *testing.T) {
+	needGo(t)
+	for _, tc := range []struct {
+		pkg      string
+		wantAuto bool
+	}{
+		{"../../examples/stdhttpd", true},
+		{"../../examples/echo", false},
+	} {
+		dir := t.TempDir()
+		elfPath := filepath.Join(dir, "app.elf")
+		var stdout, stderr bytes.Buffer
+		if err := run([]string{"-o", filepath.Join(dir, "app.img"), "-elf", elfPath, "-roots=false", tc.pkg}, &stdout, &stderr); err != nil {
+			t.Fatalf("build %s: %v\n%s", tc.pkg, err, stderr.String())
+		}
+		f, err := elf.Open(elfPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := f.Symbols()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hasAuto := slices.ContainsFunc(syms, func(s elf.Symbol) bool { return strings.HasPrefix(s.Name, autoImport+".") })
+		if hasAuto != tc.wantAuto {
+			t.Errorf("%s: network/auto linked %v, want %v", tc.pkg, hasAuto, tc.wantAuto)
 		}
 	}
 }
