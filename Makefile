@@ -27,7 +27,7 @@ NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:
 NET_stdhttpd := -net user -fwd $(PORT)
 MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
-MSG_stdhttpd := stdhttpd: http://127.0.0.1:$(PORT)/ once the kernel has sockets (Ctrl-A x quits)
+MSG_stdhttpd := stdhttpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 
 # Files each example packs into its image (cmd/mkimage -files).
 FILES_stdhttpd := -files examples/stdhttpd/static
