@@ -221,8 +221,7 @@ func tscFromPIT() uint64 {
 		hz := (tsc1 - tsc0) * pitHz / uint64(uint16(pit0-pit1))
 		switch {
 		case !outSeen:
-			best = min(best, hz)
-			if best == 0 {
+			if best == 0 || hz < best {
 				best = hz
 			}
 		case cpu.In8(pitGatePort)&pitOut2 == 0:

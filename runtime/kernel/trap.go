@@ -91,13 +91,13 @@ func deviceTrap(v uint64) (yield bool) {
 }
 
 // rearmTimer keeps a one-shot pending for the nearest of: the next wait
-// deadline, the end of the running thread's time slice when another
-// thread waits for the CPU, and the moment its CPU time reaches a CPU-time
-// timer's expiry (the profiler's next SIGPROF), and the end of a crash
-// report's time (checkCrashTimeout). With none of them it stops
-// the timer: a thread that runs alone needs no slice, and a tick with
-// nothing to do would cost a trap (and wake a halted CPU) after every
-// burst of work.
+// deadline; the end of the running thread's time slice when another
+// thread waits for the CPU; the moment its CPU time reaches a CPU-time
+// timer's expiry (the profiler's next SIGPROF); and the end of a crash
+// report's time (checkCrashTimeout). With none of them it stops the
+// timer: a thread that runs alone needs no slice, and a tick with nothing
+// to do would cost a trap (and wake a halted CPU) after every burst of
+// work.
 func rearmTimer(now, next int64) {
 	var want int64
 	if current != 0 && runqHead >= 0 {
