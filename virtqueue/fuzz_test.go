@@ -23,6 +23,22 @@ func (in *fuzzInput) u8() byte {
 func (in *fuzzInput) u16() uint16 { return uint16(in.u8()) | uint16(in.u8())<<8 }
 func (in *fuzzInput) u32() uint32 { return uint32(in.u16()) | uint32(in.u16())<<16 }
 
+// chain decodes a chain of 1 to 5 buffers, the last of them writable as
+// the input says, and returns it with the bytes the device may write.
+func (in *fuzzInput) chain() (bufs []Buffer, writable uint32) {
+	shape := in.u8()
+	n := 1 + int(shape%5)
+	bufs = make([]Buffer, n)
+	nw := int(shape>>4) % (n + 1) // trailing writable buffers
+	for i := range bufs {
+		bufs[i] = Buffer{Addr: 0x1000 * uint64(i+1), Len: 1 + uint32(in.u8()), Writable: i >= n-nw}
+		if bufs[i].Writable {
+			writable += bufs[i].Len
+		}
+	}
+	return bufs, writable
+}
+
 // Fuzz ops, one byte each (value mod fuzzOps) followed by their operands.
 const (
 	opAdd         = iota // chain shape byte, then one length byte per buffer
@@ -122,17 +138,7 @@ func FuzzPop(f *testing.F) {
 		for steps := 0; len(in.b) > 0 && steps < 1000; steps++ {
 			switch in.u8() % fuzzOps {
 			case opAdd:
-				shape := in.u8()
-				n := 1 + int(shape%5)
-				bufs := make([]Buffer, n)
-				nw := int(shape>>4) % (n + 1) // trailing writable buffers
-				var writable uint32
-				for i := range bufs {
-					bufs[i] = Buffer{Addr: 0x1000 * uint64(i+1), Len: 1 + uint32(in.u8()), Writable: i >= n-nw}
-					if bufs[i].Writable {
-						writable += bufs[i].Len
-					}
-				}
+				bufs, writable := in.chain()
 				h, err := q.Add(bufs)
 				switch {
 				case err == nil:

@@ -103,17 +103,8 @@ func FuzzPackedPop(f *testing.F) {
 		for steps := 0; len(in.b) > 0 && steps < 1000; steps++ {
 			switch in.u8() % packedFuzzOps {
 			case pkAdd:
-				shape := in.u8()
-				n := 1 + int(shape%5)
-				bufs := make([]Buffer, n)
-				nw := int(shape>>4) % (n + 1) // trailing writable buffers
-				var writable uint32
-				for i := range bufs {
-					bufs[i] = Buffer{Addr: 0x1000 * uint64(i+1), Len: 1 + uint32(in.u8()), Writable: i >= n-nw}
-					if bufs[i].Writable {
-						writable += bufs[i].Len
-					}
-				}
+				bufs, writable := in.chain()
+				n := len(bufs)
 				id, err := q.Add(bufs)
 				switch {
 				case err == nil:
