@@ -83,8 +83,10 @@ type cpuTimer struct {
 }
 
 var (
-	// timers are the POSIX timers; the timer id is the index.
-	timers [maxTimers]cpuTimer
+	// timers are the POSIX timers; the timer id is the index. The scans
+	// stop at timersTop, one past the highest slot used.
+	timers    [maxTimers]cpuTimer
+	timersTop int
 	// itimer is setitimer(ITIMER_PROF): SIGPROF with SI_KERNEL to the
 	// running thread each interval of process CPU time.
 	itimer cpuTimer
@@ -99,7 +101,8 @@ var (
 
 // resetCPUClocks clears every timer and clock (at boot, and in tests).
 func resetCPUClocks() {
-	timers = [maxTimers]cpuTimer{}
+	clear(timers[:timersTop]) // the rest was never used: its bss pages stay untouched
+	timersTop = 0
 	itimer = cpuTimer{used: true, process: true, kernel: true, clockOf: -1, target: -1,
 		notify: sigevSignal, signo: sigPROF, queuedOn: -1}
 	procCPU, procTimerNext, accountedAt = 0, 0, 0
@@ -140,7 +143,7 @@ func chargeCPU(now int64, tick bool) {
 // expireCPUTimers fires the timers whose clock is within timerSlack of
 // their expiry; running is the thread whose CPU time got them there.
 func expireCPUTimers(running int32) {
-	for k := range timers {
+	for k := range timersTop {
 		if tm := &timers[k]; tm.used && tm.next != 0 {
 			if r := tm.charged(); r+timerSlack >= tm.next {
 				tm.expire(r, running)
@@ -242,11 +245,11 @@ func (tm *cpuTimer) addOverrun(n int64) {
 // updateCPUDeadlines recomputes each thread's and the process's nearest
 // expiry after timers changed.
 func updateCPUDeadlines() {
-	for i := range threads {
+	for i := range threadsTop {
 		threads[i].cpuTimerNext = 0
 	}
 	procTimerNext = 0
-	for k := range timers {
+	for k := range timersTop {
 		noteDeadline(&timers[k])
 	}
 	noteDeadline(&itimer)
@@ -304,7 +307,7 @@ func queuedSigInfo(i int32, sig uint64) SigFault {
 	if t.sigTimer&bit != 0 {
 		t.sigTimer &^= bit
 		found := false
-		for k := range timers {
+		for k := range timersTop {
 			tm := &timers[k]
 			if !tm.used || tm.queuedOn != i || tm.signo != sig {
 				continue
@@ -342,7 +345,7 @@ func (tm *cpuTimer) unqueue() {
 	t := &threads[i]
 	bit := sigBit(tm.signo)
 	other := false
-	for k := range timers {
+	for k := range timersTop {
 		if o := &timers[k]; o.used && o.queuedOn == i && o.signo == tm.signo {
 			other = true
 		}
@@ -358,7 +361,7 @@ func (tm *cpuTimer) unqueue() {
 // cpuTimersThreadExit disarms the timers on thread i's clock or aimed at
 // it, and forgets the signals queued on it.
 func cpuTimersThreadExit(i int32) {
-	for k := range timers {
+	for k := range timersTop {
 		tm := &timers[k]
 		if !tm.used {
 			continue
@@ -436,6 +439,7 @@ func timerCreate(clock, sevp, idp uint64) int64 {
 			tm.value = uint64(k) // Linux: sigev_value.sival_int is the id
 		}
 		timers[k] = tm
+		timersTop = max(timersTop, k+1)
 		le.PutUint32(userBytes(idp, 4), uint32(k))
 		return 0
 	}

@@ -335,7 +335,7 @@ func fdReady(fd int64) int {
 	n := 0
 	if f.readWaiting {
 		f.readWaiting = false
-		for i := int32(1); i < maxThreads; i++ {
+		for i := int32(1); i < threadsTop; i++ {
 			t := &threads[i]
 			if t.state == threadBlocked && t.wait == waitRead && int64(t.waitFD) == fd {
 				if f.counter > 0 && wake(i, takeCount(f, t.epEvents)) {
@@ -368,7 +368,7 @@ func wakeEpollWaiters(epfd int64, ep *file) int {
 	}
 	ep.epollWaiting = false
 	woken := 0
-	for i := int32(1); i < maxThreads; i++ {
+	for i := int32(1); i < threadsTop; i++ {
 		t := &threads[i]
 		if t.state != threadBlocked || t.wait != waitEpoll || int64(t.waitFD) != epfd {
 			continue

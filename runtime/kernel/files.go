@@ -94,7 +94,7 @@ func closeFD(fd int64) int64 {
 	freeFD(fd)
 	// A thread still blocked reading it, or in epoll_wait on it, gets
 	// EBADF rather than sleeping on forever.
-	for i := int32(1); i < maxThreads; i++ {
+	for i := int32(1); i < threadsTop; i++ {
 		if t := &threads[i]; t.state == threadBlocked && (t.wait == waitRead || t.wait == waitEpoll || t.wait == waitSockReady) && int64(t.waitFD) == fd {
 			wake(i, -eBADF)
 		}

@@ -42,7 +42,7 @@ func sysFutexOp(f *Frame, addr, op, val, timeout uint64) int64 {
 		return 0
 	case futexWake:
 		n := int64(0)
-		for i := int32(1); i < maxThreads && n < int64(int32(val)); i++ {
+		for i := int32(1); i < threadsTop && n < int64(int32(val)); i++ {
 			t := &threads[i]
 			if t.state == threadBlocked && t.wait == waitFutex && t.waitAddr == addr {
 				wake(i, 0)
@@ -61,7 +61,7 @@ func expireTimeouts(now int64) (next int64, woke bool) {
 	if timeoutsNext == 0 || now < timeoutsNext {
 		return timeoutsNext, false
 	}
-	for i := int32(1); i < maxThreads; i++ {
+	for i := int32(1); i < threadsTop; i++ {
 		t := &threads[i]
 		if t.state != threadBlocked || t.deadline == 0 {
 			continue

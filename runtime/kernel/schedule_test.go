@@ -30,3 +30,35 @@ func TestWaitTimingOutInItsOwnTrapReturnsItsResult(t *testing.T) {
 		}
 	}
 }
+
+// Every slot of the thread table can be taken (a burst of blocked socket
+// calls makes hundreds of threads; Go dies when clone fails), each with
+// an XSAVE area of its own, taken from memory when the slot is first used
+// and kept with it: a slot freed and taken again costs no frame.
+func TestEveryThreadSlotGetsAnXsaveAreaOfItsOwn(t *testing.T) {
+	setupKernel(t)
+	seen := map[uintptr]bool{threads[0].xsave: true, threads[current].xsave: true}
+	for n := 2; n < maxThreads; n++ {
+		i := newThread()
+		if i < 0 {
+			t.Fatalf("thread %d of %d: the table is full", n, maxThreads-1)
+		}
+		threads[i].state = threadRunnable
+		x := threads[i].xsave
+		if x == 0 || x%64 != 0 || seen[x] {
+			t.Fatalf("thread %d: XSAVE area %#x (zero, misaligned or shared)", i, x)
+		}
+		seen[x] = true
+	}
+	if i := newThread(); i != -1 {
+		t.Errorf("a thread past the table's %d slots: %d", maxThreads, i)
+	}
+	if threadsTop != maxThreads {
+		t.Errorf("threadsTop = %d, want %d", threadsTop, maxThreads)
+	}
+	threads[7].state = threadFree
+	x, free := threads[7].xsave, frames.Free()
+	if i := newThread(); i != 7 || threads[7].xsave != x || frames.Free() != free {
+		t.Errorf("reusing slot 7: got slot %d, area %#x (was %#x), %d frames taken", i, threads[7].xsave, x, free-frames.Free())
+	}
+}

@@ -93,6 +93,11 @@ type sockRequest struct {
 	NewSock uint64    // opAccept: the handle of the descriptor being opened
 	Args    [6]uint64 // the system call's arguments as the program passed them
 	Queued  uint64    // calls still waiting for a serve thread
+	// Closing counts the handles in the close queue when the call was
+	// handed over: the serve loop closes them before it serves the call,
+	// so that the call sees every close made before it (a port that was
+	// listened on is free again, as after close(2) on Linux).
+	Closing uint64
 	// Create is the socket's domain, type and protocol (bits 0-15,
 	// 16-31, 32-47): socket(2) is answered by the kernel alone (see
 	// sysSocketCreate), so the serve loop makes the stack's socket on
@@ -247,24 +252,12 @@ func queueCall(i int32) {
 
 // dispatchCalls hands queued calls to the serve threads waiting for one.
 func dispatchCalls() {
-	for s := int32(1); s < maxThreads && sockQHead >= 0; s++ {
+	for s := int32(1); s < threadsTop && sockQHead >= 0; s++ {
 		t := &threads[s]
 		if t.state != threadBlocked || t.wait != waitSockServe {
 			continue
 		}
-		i := sockQHead
-		c := &sockCalls[i]
-		sockQHead = c.next
-		if sockQHead < 0 {
-			sockQTail = -1
-		}
-		c.queued = false
-		queued := uint64(0)
-		for j := sockQHead; j >= 0; j = sockCalls[j].next {
-			queued++
-		}
-		c.req.Queued = queued
-		*(*sockRequest)(virtPtr(t.epEvents)) = c.req
+		popCall(t.epEvents)
 		// The serve thread runs next, so that it takes the P from the
 		// caller (parked in this call) before another thread does.
 		wakeFirst(s, 0)
@@ -274,11 +267,17 @@ func dispatchCalls() {
 // takeCall gives the current (serve) thread the next queued call at once,
 // without blocking: it keeps the P and serves on.
 func takeCall(buf uint64) bool {
-	i := sockQHead
-	if i < 0 {
+	if sockQHead < 0 {
 		return false
 	}
-	c := &sockCalls[i]
+	popCall(buf)
+	return true
+}
+
+// popCall takes the call at the head of the queue into the serve loop's
+// buffer at buf, with the counts it reads there.
+func popCall(buf uint64) {
+	c := &sockCalls[sockQHead]
 	sockQHead = c.next
 	if sockQHead < 0 {
 		sockQTail = -1
@@ -288,8 +287,8 @@ func takeCall(buf uint64) bool {
 	for j := sockQHead; j >= 0; j = sockCalls[j].next {
 		c.req.Queued++
 	}
+	c.req.Closing = uint64(closeLen)
 	*(*sockRequest)(virtPtr(buf)) = c.req
-	return true
 }
 
 // sysSocketServe is a serve thread's call: it answers the call tagged tag
@@ -446,7 +445,7 @@ func retryBlocked(fd int64, f *file) {
 		return
 	}
 	f.readWaiting = false
-	for i := int32(1); i < maxThreads; i++ {
+	for i := int32(1); i < threadsTop; i++ {
 		t := &threads[i]
 		if t.state != threadBlocked || t.wait != waitSockReady || int64(t.waitFD) != fd {
 			continue

@@ -31,6 +31,7 @@ type fakeSock struct {
 	eof       bool   // the peer shut its sending side
 	connected bool
 	err       syscall.Errno // pending SO_ERROR
+	closed    bool
 }
 
 func (st *fakeStack) Socket(h *SocketHandle, domain, typ, protocol int) (Socket, syscall.Errno) {
@@ -189,7 +190,12 @@ func (s *fakeSock) Readiness() uint32 {
 	return r
 }
 
-func (s *fakeSock) Close() {}
+func (s *fakeSock) Close() {
+	s.closed = true
+	if s.listening && s.st.listeners[s.port] == s {
+		delete(s.st.listeners, s.port)
+	}
+}
 
 // sockTest is a kernel with a serve thread and the fake stack.
 type sockTest struct {
@@ -208,7 +214,7 @@ func setupSockets(t *testing.T) *sockTest {
 	sockPending, deferHead, deferLen = 0, 0, 0
 	closeQueueFD, closeHead, closeLen = -1, 0, 0
 	st := &fakeStack{listeners: map[uint16]*fakeSock{}}
-	sockets = sockServer{}
+	sockets = sockServer{closeFD: -1}
 	sockets.stack.Store(&stackBox{st})
 	socketReady = func(handle, word uint64) { sysSocketReady(handle, word) }
 	t.Cleanup(func() {
@@ -241,8 +247,8 @@ func (s *sockTest) serveAll() {
 		if i == 100 {
 			s.t.Fatal("serve loop did not drain")
 		}
-		result, ready, readyNew := sockets.serve(s.req)
 		on(s.server)
+		result, ready, readyNew := sockets.handle(s.req, make([]byte, 64))
 		call(SysSocketServe, s.req.Tag, uint64(result), ready, readyNew, s.reqVA())
 	}
 }
@@ -615,5 +621,67 @@ func TestCloseDoesNotWaitForTheServeLoop(t *testing.T) {
 	}
 	if _, r := call(sysRead, uint64(q), buf, 64); r != -eAGAIN {
 		t.Errorf("reading the empty close queue: %d, want -EAGAIN", r)
+	}
+}
+
+// A call sees the closes made before it, although they went to the close
+// queue and no closer goroutine read them: the serve loop performs them
+// first. A listener closed and then dialed refuses the connection, as on
+// Linux, instead of completing it on its way out.
+func TestACallFollowsTheClosesBeforeIt(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	on(s.app)
+	_, q := call(SysSocketCloseQueue)
+	sockets.closeFD = int(q)
+	readCloses = func(fd int, b []byte) (int, error) {
+		va, kb := s.at(0x6000, len(b))
+		if _, r := call(sysRead, uint64(fd), va, uint64(len(b))); r < 0 {
+			return 0, syscall.Errno(-r)
+		} else {
+			return copy(b, kb[:r]), nil
+		}
+	}
+	t.Cleanup(func() { readCloses = func(fd int, b []byte) (int, error) { return syscall.Read(fd, b) } })
+
+	ln := s.listener(80)
+	l := s.st.listeners[80]
+	on(s.app)
+	if _, r := call(sysClose, uint64(ln)); r != 0 || threads[s.app].state != threadRunning {
+		t.Fatalf("close: %d, state %d; want 0 at once", r, threads[s.app].state)
+	}
+	if l.closed {
+		t.Fatal("the listener was closed before any call")
+	}
+	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
+	if r := s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16); r != -eINPROGRESS {
+		t.Fatalf("connect returned %d", r)
+	}
+	if s.req.Closing != 1 || !l.closed {
+		t.Errorf("the connect was handed over with Closing %d, listener closed %v; want 1, true", s.req.Closing, l.closed)
+	}
+	c := s.st.pending[0]
+	s.st.complete()
+	if c.err != syscall.ECONNREFUSED {
+		t.Errorf("the connect to the closed listener's port ended with %v, want ECONNREFUSED", c.err)
+	}
+}
+
+// A descriptor reused before its socket's close came through does not
+// leave that socket open: installing the new one closes it.
+func TestAReusedDescriptorClosesTheSocketItHad(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	on(s.app)
+	call(SysSocketCloseQueue) // closes queue up, and nothing reads them
+	ln := s.listener(80)
+	l := s.st.listeners[80]
+	on(s.app)
+	call(sysClose, uint64(ln))
+	if ln2 := s.listener(81); ln2 != ln {
+		t.Fatalf("the descriptor %d was not reused (got %d)", ln, ln2)
+	}
+	if !l.closed {
+		t.Error("the first listener is still open")
 	}
 }

@@ -97,6 +97,7 @@ type sockServer struct {
 	mu      sync.Mutex  // guards socks
 	socks   []sockEntry // by descriptor; the handle tells sockets apart
 	running atomic.Bool // the serve loop was started
+	closeFD int         // the close queue (SysSocketCloseQueue), or -1
 }
 
 type stackBox struct{ s SocketStack }
@@ -112,20 +113,15 @@ func ServeSockets(stack SocketStack) {
 	}
 	sockets.stack.Store(&stackBox{stack})
 	if sockets.running.CompareAndSwap(false, true) {
-		go sockets.loop()
-		if q, err := openCloseQueue(); err == nil {
-			go sockets.closer(q)
+		sockets.closeFD = -1
+		if fd, _, e := syscall.RawSyscall(SysSocketCloseQueue, 0, 0, 0); e == 0 {
+			if q, err := os.NewFile(fd, "socket-close-queue").SyscallConn(); err == nil {
+				sockets.closeFD = int(fd)
+				go sockets.closer(q)
+			}
 		}
+		go sockets.loop()
 	}
-}
-
-// openCloseQueue opens the kernel's queue of closed sockets.
-func openCloseQueue() (syscall.RawConn, error) {
-	fd, _, e := syscall.RawSyscall(SysSocketCloseQueue, 0, 0, 0)
-	if e != 0 {
-		return nil, e
-	}
-	return os.NewFile(fd, "socket-close-queue").SyscallConn()
 }
 
 // closer closes the stack's sockets whose descriptors the program closed:
@@ -143,10 +139,39 @@ func (sv *sockServer) closer(q syscall.RawConn) {
 		if err != nil {
 			return
 		}
-		for i := 0; i+8 <= n; i += 8 {
-			if e, ok := sv.remove(le.Uint64(buf[i:])); ok {
-				e.s.Close()
-			}
+		sv.closeAll(buf[:n])
+	}
+}
+
+// readCloses reads handles from the close queue without blocking.
+// Host-side tests replace it with a call into the kernel's handler.
+var readCloses = func(fd int, b []byte) (int, error) { return syscall.Read(fd, b) }
+
+// handle performs one call handed over in req: first the closes made
+// before it (see sockRequest.Closing), then the call itself.
+func (sv *sockServer) handle(req *sockRequest, closes []byte) (result int64, ready, readyNew uint64) {
+	if req.Closing > 0 {
+		sv.drainCloses(closes)
+	}
+	return sv.serve(req)
+}
+
+// drainCloses closes the sockets waiting in the close queue now.
+func (sv *sockServer) drainCloses(buf []byte) {
+	for sv.closeFD >= 0 {
+		n, err := readCloses(sv.closeFD, buf)
+		if err != nil || n <= 0 {
+			return
+		}
+		sv.closeAll(buf[:n])
+	}
+}
+
+// closeAll closes the sockets whose handles are in b.
+func (sv *sockServer) closeAll(b []byte) {
+	for i := 0; i+8 <= len(b); i += 8 {
+		if e, ok := sv.remove(le.Uint64(b[i:])); ok {
+			e.s.Close()
 		}
 	}
 }
@@ -163,6 +188,7 @@ func StopServingSockets() {
 // holding the P with no caller to take it back (see doc.go, "Sockets").
 func (sv *sockServer) loop() {
 	req := new(sockRequest)
+	closes := make([]byte, 8*256)
 	var tag uint64
 	var result int64
 	var ready, readyNew uint64
@@ -178,7 +204,7 @@ func (sv *sockServer) loop() {
 			return // a bad buffer: cannot happen
 		}
 		tag = req.Tag
-		result, ready, readyNew = sv.serve(req)
+		result, ready, readyNew = sv.handle(req, closes)
 	}
 }
 
@@ -193,11 +219,12 @@ func (sv *sockServer) lookup(handle uint64) (sockEntry, bool) {
 	return sv.socks[fd], true
 }
 
-// install records a new socket.
+// install records a new socket. The descriptor's previous socket, if its
+// close has not come through yet although the descriptor was reused, is
+// closed now rather than forgotten open.
 func (sv *sockServer) install(e sockEntry) {
 	fd := int(uint32(e.h.id))
 	sv.mu.Lock()
-	defer sv.mu.Unlock()
 	if fd >= len(sv.socks) {
 		n := max(64, 2*len(sv.socks))
 		for n <= fd {
@@ -207,7 +234,12 @@ func (sv *sockServer) install(e sockEntry) {
 		copy(grown, sv.socks)
 		sv.socks = grown
 	}
+	old := sv.socks[fd]
 	sv.socks[fd] = e
+	sv.mu.Unlock()
+	if old.h != nil {
+		old.s.Close()
+	}
 }
 
 // remove forgets the socket named by handle and returns it.

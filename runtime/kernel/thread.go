@@ -6,10 +6,13 @@ import (
 	"github.com/govirtio/govirtio/runtime/cpu"
 )
 
-// maxThreads bounds the threads the Go runtime may create (it makes a
-// handful: the main thread, sysmon, GC workers, threads blocked in system
-// calls). Slot 0 is the idle thread.
-const maxThreads = 64
+// maxThreads bounds the threads the Go runtime may create: a handful
+// (the main thread, sysmon, GC workers), plus one for each system call
+// blocked at once, which with sockets is one per socket call waiting for
+// the serve loop: a burst of connections makes hundreds, and Go dies when
+// clone fails. Slot 0 is the idle thread. A slot costs its entry here;
+// its XSAVE area is a frame taken when the slot is first used.
+const maxThreads = 1024
 
 // xsaveSize is the room for each thread's XSAVE image (x87, SSE and AVX
 // need 832 bytes; CPUID leaf 0xD is checked against this at boot).
@@ -75,9 +78,12 @@ type thread struct {
 
 var (
 	threads [maxThreads]thread
-	// xsaveStore backs the XSAVE areas (aligned up to 64 inside): one per
-	// thread slot, then nestedXsave.
-	xsaveStore [(maxThreads + 2) * xsaveSize]byte
+	// threadsTop is one past the highest slot used since boot: the scans
+	// of the table stop there.
+	threadsTop int32
+	// xsaveStore backs the idle thread's XSAVE area and nestedXsave
+	// (aligned up to 64 inside).
+	xsaveStore [3 * xsaveSize]byte
 	// current is the index of the thread on the CPU.
 	current int32
 	// runq is a FIFO of runnable threads linked through runNext.
@@ -92,10 +98,11 @@ func initThreads() {
 	base := (uintptr(unsafe.Pointer(&xsaveStore[0])) + 63) &^ 63
 	for i := range threads {
 		threads[i] = thread{runNext: -1, waitFD: -1}
-		threads[i].xsave = base + uintptr(i)*xsaveSize
 	}
-	nestedXsave = base + maxThreads*xsaveSize
+	threadsTop = 1
+	nestedXsave = base + xsaveSize
 	idle := &threads[0]
+	idle.xsave = base
 	idle.state = threadRunnable
 	idle.frame = Frame{
 		RIP:    idleLoopAddr(),
@@ -110,15 +117,25 @@ func initThreads() {
 	resetCPUClocks()
 }
 
-// newThread takes a free slot and returns its index, or -1.
+// newThread takes a free slot and returns its index, or -1 when the table
+// or memory is full.
 func newThread() int32 {
 	for i := int32(1); i < maxThreads; i++ {
-		if threads[i].state == threadFree {
-			t := &threads[i]
-			x := t.xsave
-			*t = thread{runNext: -1, waitFD: -1, xsave: x, tid: i + 1}
-			return i
+		if threads[i].state != threadFree {
+			continue
 		}
+		t := &threads[i]
+		x := t.xsave
+		if x == 0 {
+			p, ok := allocZeroed()
+			if !ok {
+				return -1
+			}
+			x = uintptr(physPtr(p))
+		}
+		*t = thread{runNext: -1, waitFD: -1, xsave: x, tid: i + 1}
+		threadsTop = max(threadsTop, i+1)
+		return i
 	}
 	return -1
 }
