@@ -39,7 +39,7 @@ func (n *Network) dhcp(ctx context.Context, want netip.Addr) (*dhcpv4.DHCPv4, er
 	}
 	s.SetSpoofing(nicID, true)
 	s.SetPromiscuousMode(nicID, true)
-	s.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
+	setRoutes(s, []tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}})
 	defer func() {
 		s.RemoveAddress(nicID, header.IPv4Any)
 		s.SetSpoofing(nicID, false)

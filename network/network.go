@@ -13,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
@@ -39,8 +40,12 @@ var (
 // deviceTypeNet is virtio-net's device type (virtio 1.2 §5).
 const deviceTypeNet = 1
 
-// nicID is the one NIC of the stack.
-const nicID tcpip.NICID = 1
+// nicID is the stack's virtio-net NIC; loopbackNIC carries 127.0.0.0/8
+// and ::1, as lo does on Linux, so a program can reach itself.
+const (
+	nicID       tcpip.NICID = 1
+	loopbackNIC tcpip.NICID = 2
+)
 
 // Network is a running network: the device, its driver, the stack on top
 // and the address it got.
@@ -167,11 +172,9 @@ func start(ctx context.Context, cfg Config) (_ *Network, err error) {
 		n.where, map[bool]string{true: "legacy", false: "modern"}[t.Legacy()], n.InterruptMode(),
 		virtionet.FeatureString(dev.Features()), dev.MTU(), dev.LinkAddress())
 
-	s = stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-	})
-	tuneTCP(s, cfg.TCPRACK)
+	if s, err = newStack(cfg.TCPRACK); err != nil {
+		return nil, err
+	}
 	opts := stack.NICOptions{QDisc: directQDisc{dev}}
 	var delack *delayedack.Discipline
 	if cfg.ACKDelay > 0 {
@@ -352,8 +355,45 @@ func (n *Network) configure(p netip.Prefix, gateway netip.Addr) error {
 		}
 		routes = append(routes, tcpip.Route{Destination: def, Gateway: gw, NIC: nicID})
 	}
-	n.Stack.SetRouteTable(routes)
+	setRoutes(n.Stack, routes)
 	return nil
+}
+
+// loopbackRoutes are kept in front of every route table.
+var loopbackRoutes = []tcpip.Route{
+	{Destination: header.IPv4LoopbackSubnet, NIC: loopbackNIC},
+	{Destination: header.IPv6Loopback.WithPrefix().Subnet(), NIC: loopbackNIC},
+}
+
+// newStack returns a stack with the protocols and TCP options of a
+// network and its loopback NIC, 127.0.0.1/8 and ::1/128, but not yet the
+// virtio-net NIC.
+func newStack(rack bool) (*stack.Stack, error) {
+	s := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+	})
+	tuneTCP(s, rack)
+	if err := s.CreateNIC(loopbackNIC, loopback.New()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("network: create loopback NIC: %s", err)
+	}
+	for _, pa := range []tcpip.ProtocolAddress{
+		{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: header.IPv4Loopback, PrefixLen: 8}},
+		{Protocol: ipv6.ProtocolNumber, AddressWithPrefix: header.IPv6Loopback.WithPrefix()},
+	} {
+		if err := s.AddProtocolAddress(loopbackNIC, pa, stack.AddressProperties{}); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("network: loopback address %s: %s", pa.AddressWithPrefix, err)
+		}
+	}
+	setRoutes(s, nil)
+	return s, nil
+}
+
+// setRoutes installs routes behind the loopback routes.
+func setRoutes(s *stack.Stack, routes []tcpip.Route) {
+	s.SetRouteTable(append(append([]tcpip.Route(nil), loopbackRoutes...), routes...))
 }
 
 // CurrentAddress is the interface address now. It is Address, unless a

@@ -2,42 +2,28 @@ package network
 
 import (
 	"encoding/binary"
-	"net/netip"
 	"syscall"
 	"testing"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
-	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"github.com/govirtio/govirtio/runtime/kernel"
 )
 
-// The socket stack over netstack on the host: a loopback NIC with
-// 127.0.0.1, the sockets driven as the kernel's serve loop drives them
+// The socket stack over netstack on the host: a network's stack, with
+// only its loopback NIC, the sockets driven as the kernel's serve loop drives them
 // (their event reports go nowhere off the govirtio kernel), checked for
 // what Linux answers.
 
 func loopbackNetwork(t *testing.T) socketStack {
 	t.Helper()
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
-	})
+	s, err := newStack(false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { s.Close(); s.Wait() })
-	if err := s.CreateNIC(nicID, loopback.New()); err != nil {
-		t.Fatal(err)
-	}
-	n := &Network{Stack: s, mem: newMemoryGauge()}
-	if err := n.configure(netip.MustParsePrefix("127.0.0.1/8"), netip.Addr{}); err != nil {
-		t.Fatal(err)
-	}
-	return socketStack{n}
+	return socketStack{&Network{Stack: s, mem: newMemoryGauge()}}
 }
 
 func inet4(port uint16) []byte {
