@@ -25,6 +25,7 @@ IMAGE := $(BUILD)/$(EXAMPLE).img
 NET_httpd := -net user -fwd $(PORT)
 NET_echo  := -net user -fwd $(PORT) -hostfwd tcp:127.0.0.1:7007-:7 -hostfwd udp:127.0.0.1:7007-:7
 NET_stdhttpd := -net user -fwd $(PORT)
+NET_fetch := -net user
 MSG_httpd := httpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)
 MSG_echo  := echo: TCP and UDP on 127.0.0.1:7007 (Ctrl-A x quits)
 MSG_stdhttpd := stdhttpd: http://127.0.0.1:$(PORT)/ (Ctrl-A x quits)

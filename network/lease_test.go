@@ -21,7 +21,7 @@ import (
 // they run out, and that after the server went away long enough for the
 // lease to expire, the guest starts over and gets its address back.
 func TestDHCPLeaseIsRenewedAndRegained(t *testing.T) {
-	ns := tapNetns(t)
+	ns := boottest.TapNetns(t)
 	startServer := func() (*exec.Cmd, <-chan string) {
 		srv := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestDHCPServer$")
 		srv.Env = append(os.Environ(), "GOVIRTIO_DHCP_SERVER=1")

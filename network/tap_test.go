@@ -3,7 +3,6 @@ package network_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -36,7 +35,7 @@ func TestOffloadsOverTap(t *testing.T) {
 		{"packed=on", []string{"-props", "packed=on"}, "RING_PACKED"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ns := tapNetns(t)
+			ns := boottest.TapNetns(t)
 			img := boottest.BuildImage(t, "examples/httpd")
 			args := append([]string{"-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1"}, c.args...)
 			g := boottest.StartInNetns(t, ns, img, args...)
@@ -52,34 +51,6 @@ func TestOffloadsOverTap(t *testing.T) {
 			}
 		})
 	}
-}
-
-// tapNetns creates a network namespace with a tap device gvtap0 at
-// 10.0.3.1/24 for a guest to use, removed when the test ends. It skips the
-// test without root, QEMU or ip.
-func tapNetns(t *testing.T) string {
-	t.Helper()
-	boottest.NeedQEMU(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for a network namespace and a tap device")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs ip (Debian package iproute2)")
-	}
-	ns := fmt.Sprintf("govirtio-test-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run("-n", ns, "link", "set", "lo", "up")
-	run("-n", ns, "tuntap", "add", "dev", "gvtap0", "mode", "tap")
-	run("-n", ns, "addr", "add", "10.0.3.1/24", "dev", "gvtap0")
-	run("-n", ns, "link", "set", "gvtap0", "up")
-	return ns
 }
 
 // TestTapClient is the client half of TestOffloadsOverTap; it runs only
@@ -135,7 +106,7 @@ func TestTapClient(t *testing.T) {
 // memory backing a page"). The client is this test binary, re-executed in
 // the namespace as TestPressureClient.
 func TestServesUnderMemoryPressure(t *testing.T) {
-	ns := tapNetns(t)
+	ns := boottest.TapNetns(t)
 	img := boottest.BuildImage(t, "examples/httpd")
 	g := boottest.StartInNetns(t, ns, img, "-m", "24M", "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
 	g.WaitFor(`httpd: serving on`, 3*time.Minute)
@@ -200,7 +171,7 @@ func TestPressureClient(t *testing.T) {
 // of crawling on with the ssthresh of 2 that repeated timeouts leave in
 // netstack. The client is this binary, re-executed as TestFlapClient.
 func TestLinkFlapsOverTap(t *testing.T) {
-	ns := tapNetns(t)
+	ns := boottest.TapNetns(t)
 	img := boottest.BuildImage(t, "examples/httpd")
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	g := boottest.StartInNetns(t, ns, img, "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1", "--",
