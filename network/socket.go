@@ -197,6 +197,10 @@ func (s *socket) Send(bufs [][]byte, to []byte, flags int) (int, syscall.Errno) 
 		r.left += len(b)
 	}
 	n, err := s.ep.Write(r, opts)
+	// netstack keeps the last reader in the endpoint (to reuse a
+	// LimitedReader) for as long as the endpoint lives, TIME-WAIT
+	// included: it must not keep the program's buffers alive too.
+	r.bufs = nil
 	if err != nil {
 		if _, ok := err.(*tcpip.ErrWouldBlock); ok && n > 0 {
 			return int(n), 0

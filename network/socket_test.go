@@ -2,6 +2,7 @@ package network
 
 import (
 	"encoding/binary"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -276,4 +277,66 @@ func TestNetstackErrorsAreLinuxErrnos(t *testing.T) {
 			t.Errorf("%v became %v, want %v", c.err, got, c.want)
 		}
 	}
+}
+
+// A connection in TIME-WAIT does not keep the program's buffers alive:
+// netstack keeps its endpoint for a minute, and with it the last reader a
+// write went through, so Send must not leave the program's memory in it
+// (200 connections a second would pin 13 MB a second of written buffers).
+func TestTimeWaitKeepsNoWrittenBuffer(t *testing.T) {
+	st := loopbackNetwork(t)
+	ln := newSocket(t, st, syscall.SOCK_STREAM)
+	if e := ln.Bind(inet4(8081)); e != 0 {
+		t.Fatal(e)
+	}
+	if e := ln.Listen(16); e != 0 {
+		t.Fatal(e)
+	}
+	cl, e := st.Socket(&kernel.SocketHandle{}, syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if e != 0 {
+		t.Fatal(e)
+	}
+	cl.Connect(inet4(8081))
+	if e := eventually(t, cl.ConnectResult); e != 0 {
+		t.Fatalf("connect: %v", e)
+	}
+	var srv kernel.Socket
+	eventually(t, func() syscall.Errno {
+		srv, _, e = ln.Accept(&kernel.SocketHandle{})
+		return e
+	})
+	collected := make(chan struct{})
+	func() {
+		written := make([]byte, 64<<10)
+		runtime.AddCleanup(&written[0], func(c chan struct{}) { close(c) }, collected)
+		if n, e := cl.Send([][]byte{written}, nil, 0); n != len(written) || e != 0 {
+			t.Fatalf("send: %d, %v", n, e)
+		}
+	}()
+	// The client closes first, so it is the end that waits in TIME-WAIT.
+	buf := make([]byte, 128<<10)
+	cl.Close()
+	eventually(t, func() syscall.Errno {
+		n, _, _, e := srv.Recv([][]byte{buf}, 0, false)
+		if e == 0 && n > 0 {
+			return syscall.EAGAIN // more to read before the end
+		}
+		return e
+	})
+	srv.Close()
+	eventually(t, func() syscall.Errno { // the server's end is gone, the client's waits
+		if st.n.Stack.Stats().TCP.CurrentConnected.Value() != 1 {
+			return syscall.EAGAIN
+		}
+		return 0
+	})
+	for i := 0; i < 50; i++ {
+		runtime.GC()
+		select {
+		case <-collected:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Error("the buffer the client wrote is still alive in its TIME-WAIT endpoint")
 }

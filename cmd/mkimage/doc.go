@@ -19,7 +19,8 @@
 //
 // The packed tree holds /etc/resolv.conf and /etc/hosts (the kernel's
 // own, from the command line and the DHCP lease), /etc/nsswitch.conf
-// ("hosts: files dns"), /etc/passwd and /etc/group (root), the Mozilla CA
+// ("hosts: files dns"), /etc/passwd and /etc/group (root),
+// /proc/sys/net/core/somaxconn (4096, Go's listen backlog), the Mozilla CA
 // roots at /etc/ssl/certs/ca-certificates.crt (unless -roots=false: about
 // 171 KiB, from golang.org/x/crypto/x509roots/fallback's bundle at the
 // version go.mod names, without the roots it constrains; crypto/x509

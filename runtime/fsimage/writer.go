@@ -38,11 +38,17 @@ const (
 	// program runs as (uid and gid 0), for os/user.
 	StandardPasswd = "root:x:0:0:root:/:/nonexistent\n"
 	StandardGroup  = "root:x:0:\n"
+	// StandardSomaxconn is /proc/sys/net/core/somaxconn, which Go's net
+	// reads as the listen backlog: Linux's default since 5.4. Without it
+	// Go uses 128, which a burst of connections overflows, and netstack
+	// loses connections whose handshake ends while the queue is full.
+	StandardSomaxconn = "4096\n"
 )
 
 // AddStandard adds what every image serves: /etc/resolv.conf and
 // /etc/hosts (kernel files, see SlotResolvConf and SlotHosts),
-// /etc/nsswitch.conf, /etc/passwd and /etc/group.
+// /etc/nsswitch.conf, /etc/passwd, /etc/group and
+// /proc/sys/net/core/somaxconn.
 func (w *Writer) AddStandard() error {
 	if err := w.AddKernelFile("/etc/resolv.conf", SlotResolvConf); err != nil {
 		return err
@@ -54,6 +60,7 @@ func (w *Writer) AddStandard() error {
 		{"/etc/nsswitch.conf", StandardNSSwitch},
 		{"/etc/passwd", StandardPasswd},
 		{"/etc/group", StandardGroup},
+		{"/proc/sys/net/core/somaxconn", StandardSomaxconn},
 	} {
 		if err := w.AddFile(f.name, []byte(f.data), 0o644, time.Time{}); err != nil {
 			return err

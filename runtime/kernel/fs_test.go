@@ -618,6 +618,12 @@ func TestKernelFilesStartFromTheCommandLine(t *testing.T) {
 	if got := string(k.readAll(t, fd, 4096)); got != "hosts: files dns\n" {
 		t.Errorf("nsswitch.conf: %q", got)
 	}
+	// Go's net reads its listen backlog here: Linux's 4096, not its
+	// fallback of 128.
+	fd = k.mustOpen(t, "/proc/sys/net/core/somaxconn")
+	if got := string(k.readAll(t, fd, 4096)); got != "4096\n" {
+		t.Errorf("somaxconn: %q", got)
+	}
 }
 
 func TestSetKernelFileReplacesResolvConfAndMovesItsTime(t *testing.T) {
