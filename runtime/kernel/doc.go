@@ -144,6 +144,11 @@
 //     each in a burst (200 goroutines dialing at once make about as many
 //     threads): the thread table holds 1023, each XSAVE area a frame
 //     taken on the slot's first use.
+//   - A non-blocking call that can only get EAGAIN by the readiness the
+//     kernel holds (the last read of a read loop, an accept with nothing
+//     queued) is answered by the kernel alone (wouldBlock): the mask is
+//     never behind an event the stack reported, and a later event is the
+//     edge the netpoller waits for (SocketCallsWouldBlock counts them).
 //   - A call sees every close made before it: the kernel tells the serve
 //     loop how many closes wait in the close queue when it hands a call
 //     over, and the loop performs them first, so that a port closed is

@@ -61,6 +61,7 @@ type file struct {
 	// are what socket(2) asked for. sockLocal and sockPeer are the
 	// addresses the serve loop last reported (lengths 0: none).
 	sockServed                      bool
+	sockListening                   bool // listen(2) succeeded on it
 	sockDomain, sockType, sockProto uint8
 	sockLocalLen, sockPeerLen       uint8
 	sockLocal, sockPeer             [sockNameSize]byte

@@ -182,6 +182,14 @@ func sockFile(fd int64) (*file, int64) {
 // answer. fd is the socket called on (or -1), newFD a descriptor reserved
 // for the call's result (or -1).
 func submit(op uint64, fd, newFD int64, args [6]uint64, dontwait bool) int64 {
+	if dontwait && fd >= 0 && wouldBlock(op, fileSlot(fd)) {
+		stats.SocketCallsWouldBlock++
+		if newFD >= 0 {
+			*fileSlot(newFD) = file{}
+			freeFD(newFD)
+		}
+		return -eAGAIN
+	}
 	if dontwait && sockPending >= maxPendingCalls && deferLen < maxDeferred && deferrable(op) {
 		f := fileSlot(fd)
 		sockDeferred[(deferHead+deferLen)%maxDeferred] = sockHandle(fd, f)
@@ -210,6 +218,31 @@ func submit(op uint64, fd, newFD int64, args [6]uint64, dontwait bool) int64 {
 	queueCall(current)
 	stats.SocketCalls++
 	return 0
+}
+
+// wouldBlock reports whether the non-blocking call op on socket f can
+// only get EAGAIN, from the readiness the kernel holds: what the call
+// needs is not there and no error or hang-up is pending. The kernel then
+// answers alone, saving the hand-off to the serve loop that the last
+// call of every read or accept loop in Go's net would make. The mask is
+// never behind an event the stack has reported (see sockReadiness), and
+// one that comes later is the edge Go's netpoller waits for after EAGAIN.
+// Only sockets in the state the answer is EAGAIN in qualify: a connected
+// stream socket (its peer known), a datagram socket reading, a listener.
+func wouldBlock(op uint64, f *file) bool {
+	if f == nil || f.kind != fileSocket || !f.sockServed || f.sockReady&(epollErr|epollHup) != 0 {
+		return false
+	}
+	connected := f.sockType == sockStream && f.sockPeerLen > 0
+	switch op {
+	case opRecvFrom, opRecvMsg, opReadv:
+		return (connected || f.sockType == sockDgram) && f.sockReady&(epollIn|epollRdHup) == 0
+	case opSendTo, opSendMsg, opWritev:
+		return connected && f.sockReady&epollOut == 0
+	case opAccept:
+		return f.sockListening && f.sockReady&epollIn == 0
+	}
+	return false
 }
 
 // deferrable reports whether op may fail with EAGAIN when the serve loop
@@ -332,6 +365,7 @@ func answer(tag uint64, result int64, ready, readyNew uint64, names *sockRequest
 	if c.fd >= 0 {
 		if f := fileFor(int64(c.fd)); f != nil && f.kind == fileSocket && sockHandle(int64(c.fd), f) == c.req.Sock {
 			f.sockServed = true
+			f.sockListening = f.sockListening || op == opListen && result == 0
 		}
 		sockReadiness(c.req.Sock, ready, false, result == -eAGAIN || result == -eINPROGRESS)
 	}

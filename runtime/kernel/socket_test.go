@@ -572,7 +572,10 @@ func TestCallsPastTheQueueLimitGetEAGAINAndAnEventLater(t *testing.T) {
 		}
 		waiting = append(waiting, w)
 	}
-	// ...so the next non-blocking read fails at once, holding no thread.
+	// ...so the next non-blocking read fails at once, holding no thread,
+	// although the socket is readable as far as the kernel knows (else
+	// the kernel would answer EAGAIN alone, see wouldBlock).
+	fileFor(srv).sockReady = epollIn | epollOut
 	on(s.app)
 	if _, r := call(sysRead, uint64(srv), buf, 64); r != -eAGAIN || threads[s.app].state != threadRunning {
 		t.Fatalf("a read past the queue limit returned %d (state %d), want -EAGAIN at once", r, threads[s.app].state)
@@ -683,5 +686,45 @@ func TestAReusedDescriptorClosesTheSocketItHad(t *testing.T) {
 	}
 	if !l.closed {
 		t.Error("the first listener is still open")
+	}
+}
+
+// A non-blocking call that can only get EAGAIN, by the readiness the
+// kernel holds, is answered by the kernel alone: the last read of a read
+// loop, an accept with nothing queued. Once an event brings what it
+// needs, the call goes to the serve loop again; a socket whose state
+// might answer otherwise (not yet connected) always goes.
+func TestACallThatCanOnlyWaitIsAnsweredByTheKernel(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	ln := s.listener(80)
+	before := stats.SocketCalls
+	if r := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock); r != -eAGAIN || stats.SocketCalls != before {
+		t.Errorf("accept with nothing queued: %d, %d calls to the serve loop; want -EAGAIN, none", r, stats.SocketCalls-before)
+	}
+	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
+	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
+	buf, b := s.at(0x1000, 64)
+	before = stats.SocketCalls
+	if r := s.mustDo(sysRead, uint64(cl), buf, 64); r != -eAGAIN || stats.SocketCalls != before+1 {
+		t.Errorf("read while connecting: %d, %d calls to the serve loop; want -EAGAIN from it", r, stats.SocketCalls-before)
+	}
+	s.st.complete()
+	srv := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock)
+	if srv < 0 {
+		t.Fatalf("accept of a queued connection: %d", srv)
+	}
+	before = stats.SocketCalls
+	if r := s.mustDo(sysRead, uint64(srv), buf, 64); r != -eAGAIN || stats.SocketCalls != before || stats.SocketCallsWouldBlock != 2 {
+		t.Errorf("read with nothing sent: %d, %d calls to the serve loop, %d answered alone; want -EAGAIN, none, 2",
+			r, stats.SocketCalls-before, stats.SocketCallsWouldBlock)
+	}
+	msg, mb := s.at(0x2000, 5)
+	copy(mb, "hello")
+	if r := s.mustDo(sysWrite, uint64(cl), msg, 5); r != 5 {
+		t.Fatalf("write: %d", r)
+	}
+	if r := s.mustDo(sysRead, uint64(srv), buf, 64); r != 5 || string(b[:5]) != "hello" {
+		t.Errorf("read after the data's event: %d %q", r, b[:max(r, 0)])
 	}
 }

@@ -56,19 +56,23 @@ type Stats struct {
 	// SocketCallsDeferred counts the non-blocking socket calls refused
 	// with EAGAIN because the serve loop was behind (socket.go).
 	SocketCallsDeferred uint64
+	// SocketCallsWouldBlock counts the non-blocking socket calls the
+	// kernel answered EAGAIN alone, from the readiness it holds.
+	SocketCallsWouldBlock uint64
 }
 
 // stats is written by the kernel only, with interrupts off.
 var stats Stats
 
 // statsWords is how many counters SysKernelStats copies out.
-const statsWords = 16
+const statsWords = 17
 
 // words lists the counters in the order SysKernelStats copies them.
 func (s *Stats) words() [statsWords]*uint64 {
 	return [statsWords]*uint64{&s.DeviceInterrupts, &s.InterruptWakes, &s.IdleWakeups, &s.TimerInterrupts, &s.Syscalls, &s.CPUTimerSignals,
 		&s.IdleTime, &s.Uptime, &s.MemoryFree, &s.MemoryTotal,
-		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle, &s.SocketCallsDeferred}
+		&s.SocketCalls, &s.SocketStaleAnswers, &s.SocketStaleEvents, &s.SocketNoProvider, &s.SocketServeIdle, &s.SocketCallsDeferred,
+		&s.SocketCallsWouldBlock}
 }
 
 // ReadStats returns a snapshot of the kernel's counters. It is ordinary Go
