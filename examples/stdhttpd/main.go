@@ -65,7 +65,7 @@ func serveBytes(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	src := rand.NewChaCha8([32]byte{})
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, min(n, 64<<10)) // not 64 KiB for every small answer
 	for n > 0 {
 		chunk := buf[:min(n, int64(len(buf)))]
 		src.Read(chunk)
