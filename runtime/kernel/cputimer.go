@@ -586,3 +586,14 @@ func getitimerProf(which, curp uint64) int64 {
 	writeTimerPair(curp, 1000, itimer.interval, itimer.next, itimer.read())
 	return 0
 }
+
+// hasThreadTimer reports whether a timer signals thread i by its id
+// (SIGEV_THREAD_ID): how Go's profiler samples a thread it set up.
+func hasThreadTimer(i int32) bool {
+	for k := range timersTop {
+		if tm := &timers[k]; tm.used && tm.notify == sigevThreadID && tm.target == i {
+			return true
+		}
+	}
+	return false
+}

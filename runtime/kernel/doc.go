@@ -149,6 +149,11 @@
 //     queued) is answered by the kernel alone (wouldBlock): the mask is
 //     never behind an event the stack reported, and a later event is the
 //     edge the netpoller waits for (SocketCallsWouldBlock counts them).
+//   - Go's CPU profiler samples a thread only once it has scheduled a
+//     goroutine since profiling began, which the serve loop, always
+//     running, never does: while ITIMER_PROF is armed and the serve
+//     thread has no timer of its own, its calls carry Resched and it
+//     passes through the scheduler once.
 //   - A call sees every close made before it: the kernel tells the serve
 //     loop how many closes wait in the close queue when it hands a call
 //     over, and the loop performs them first, so that a port closed is

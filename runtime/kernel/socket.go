@@ -98,6 +98,12 @@ type sockRequest struct {
 	// so that the call sees every close made before it (a port that was
 	// listened on is free again, as after close(2) on Linux).
 	Closing uint64
+	// Resched asks the serve loop to pass through Go's scheduler once:
+	// the CPU profiler is on (ITIMER_PROF is armed) and the serve thread
+	// has no timer of its own. Go starts a thread's profiling timer, and
+	// records its samples, only when the thread next schedules a
+	// goroutine, which the serve loop, always running, never does.
+	Resched uint64
 	// Create is the socket's domain, type and protocol (bits 0-15,
 	// 16-31, 32-47): socket(2) is answered by the kernel alone (see
 	// sysSocketCreate), so the serve loop makes the stack's socket on
@@ -290,7 +296,7 @@ func dispatchCalls() {
 		if t.state != threadBlocked || t.wait != waitSockServe {
 			continue
 		}
-		popCall(t.epEvents)
+		popCall(s, t.epEvents)
 		// The serve thread runs next, so that it takes the P from the
 		// caller (parked in this call) before another thread does.
 		wakeFirst(s, 0)
@@ -303,13 +309,13 @@ func takeCall(buf uint64) bool {
 	if sockQHead < 0 {
 		return false
 	}
-	popCall(buf)
+	popCall(current, buf)
 	return true
 }
 
-// popCall takes the call at the head of the queue into the serve loop's
-// buffer at buf, with the counts it reads there.
-func popCall(buf uint64) {
+// popCall takes the call at the head of the queue into the buffer at buf
+// of serve thread s, with the counts and flags it reads there.
+func popCall(s int32, buf uint64) {
 	c := &sockCalls[sockQHead]
 	sockQHead = c.next
 	if sockQHead < 0 {
@@ -321,6 +327,10 @@ func popCall(buf uint64) {
 		c.req.Queued++
 	}
 	c.req.Closing = uint64(closeLen)
+	c.req.Resched = 0
+	if itimer.next != 0 && !hasThreadTimer(s) {
+		c.req.Resched = 1
+	}
 	*(*sockRequest)(virtPtr(buf)) = c.req
 }
 

@@ -728,3 +728,39 @@ func TestACallThatCanOnlyWaitIsAnsweredByTheKernel(t *testing.T) {
 		t.Errorf("read after the data's event: %d %q", r, b[:max(r, 0)])
 	}
 }
+
+// While the CPU profiler is on and the serve thread has no profiling
+// timer of its own, the calls handed to the serve loop ask it to pass
+// through Go's scheduler, where Go gives a thread its timer; once it has
+// one they no longer do. (Without it the serve loop, which never
+// schedules, was missing from every profile: 25% of a server's CPU.)
+func TestTheServeLoopIsAskedToScheduleUntilItIsProfiled(t *testing.T) {
+	s := setupSockets(t)
+	sysSocketProvide(1)
+	ln := s.listener(80)
+	accept := func() uint64 {
+		t.Helper()
+		if r := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock); r != -eAGAIN {
+			t.Fatalf("accept: %d", r)
+		}
+		return s.req.Resched
+	}
+	fileFor(ln).sockReady = epollIn // so that the accept goes to the serve loop
+	if r := accept(); r != 0 {
+		t.Errorf("Resched %d without profiling", r)
+	}
+	on(s.app)
+	if _, r := call(sysSetitimer, itimerProf, s.itimerval(10e6, 10e6), 0); r != 0 {
+		t.Fatalf("setitimer: %d", r)
+	}
+	fileFor(ln).sockReady = epollIn
+	if r := accept(); r != 1 {
+		t.Errorf("Resched %d while profiling, with no timer on the serve thread", r)
+	}
+	on(s.app)
+	s.timerCreateProf(t, s.server, 0)
+	fileFor(ln).sockReady = epollIn
+	if r := accept(); r != 0 {
+		t.Errorf("Resched %d once the serve thread has its timer", r)
+	}
+}

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -204,6 +205,9 @@ func (sv *sockServer) loop() {
 			return // a bad buffer: cannot happen
 		}
 		tag = req.Tag
+		if req.Resched != 0 {
+			runtime.Gosched() // see sockRequest.Resched
+		}
 		result, ready, readyNew = sv.handle(req, closes)
 	}
 }
