@@ -73,6 +73,9 @@ const (
 // (tests on a host) it knows nothing and never reports a shortage.
 type memoryGauge struct {
 	lastFree atomic.Int64 // when short last forced a collection (UnixNano)
+	// shortForTest, when set, answers short in place of the kernel's
+	// figures (host-side tests).
+	shortForTest func() bool
 }
 
 func newMemoryGauge() *memoryGauge { return &memoryGauge{} }
@@ -90,6 +93,9 @@ func (g *memoryGauge) left() (left, total uint64, ok bool) {
 // short reports whether the memory left is below the reserve, after
 // having the runtime return its free heap if that was not done lately.
 func (g *memoryGauge) short() bool {
+	if g.shortForTest != nil {
+		return g.shortForTest()
+	}
 	left, total, ok := g.left()
 	reserve := max(minReserve, reserveShare*float64(total))
 	if !ok || float64(left) >= reserve {

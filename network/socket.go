@@ -3,6 +3,7 @@ package network
 import (
 	"encoding/binary"
 	"io"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,6 +72,10 @@ type socket struct {
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue // the endpoint's (netstack makes it for an accepted one)
 	entry  waiter.Entry  // on wq, for as long as the socket is open
+	// shedding: a listener that stopped accepting while memory is short
+	// (see Accept); it does not report itself readable meanwhile.
+	shedding atomic.Bool
+	closed   atomic.Bool
 }
 
 // watch has the endpoint's events reported to the kernel.
@@ -83,9 +88,16 @@ func (s *socket) watch() {
 // whichever goroutine changed the endpoint.
 func (s *socket) NotifyEvent(m waiter.EventMask) { s.h.Notify(uint32(m)) }
 
-func (s *socket) Readiness() uint32 { return uint32(s.ep.Readiness(waiter.AllEvents)) }
+func (s *socket) Readiness() uint32 {
+	r := s.ep.Readiness(waiter.AllEvents)
+	if s.shedding.Load() {
+		r &^= waiter.ReadableEvents
+	}
+	return uint32(r)
+}
 
 func (s *socket) Close() {
+	s.closed.Store(true)
 	s.wq.EventUnregister(&s.entry)
 	s.ep.Close()
 }
@@ -109,6 +121,18 @@ func (s *socket) Listen(backlog int) syscall.Errno {
 }
 
 func (s *socket) Accept(h *kernel.SocketHandle) (kernel.Socket, []byte, syscall.Errno) {
+	// A listener sheds load as ListenTCP's do (listen.go): while memory
+	// is short it accepts nothing and reports itself not readable, so
+	// that the program's netpoller waits instead of trying again at once,
+	// and looks at memory again every shedPoll; the connections wait in
+	// netstack's queue, and the ones already accepted keep being served.
+	if s.shedding.Load() || s.n.mem.short() {
+		if !s.shedding.Swap(true) {
+			s.n.acceptWaits.Add(1)
+			s.shedUntilMemory()
+		}
+		return nil, nil, syscall.EAGAIN
+	}
 	var peer tcpip.FullAddress
 	ep, wq, err := s.ep.Accept(&peer)
 	if err != nil {
@@ -117,6 +141,25 @@ func (s *socket) Accept(h *kernel.SocketHandle) (kernel.Socket, []byte, syscall.
 	ns := &socket{n: s.n, h: h, domain: s.domain, typ: s.typ, ep: ep, wq: wq}
 	ns.watch()
 	return ns, s.sockaddr(peer), 0
+}
+
+// shedUntilMemory looks at memory every shedPoll until it is no longer
+// short, then reports the listener readable again (an edge the program's
+// netpoller waits for).
+func (s *socket) shedUntilMemory() {
+	time.AfterFunc(shedPoll, func() {
+		if s.closed.Load() {
+			return
+		}
+		if s.n.mem.short() {
+			s.shedUntilMemory()
+			return
+		}
+		s.shedding.Store(false)
+		if s.ep.Readiness(waiter.ReadableEvents) != 0 {
+			s.NotifyEvent(waiter.ReadableEvents)
+		}
+	})
 }
 
 func (s *socket) Connect(addr []byte) syscall.Errno {

@@ -3,6 +3,7 @@ package network
 import (
 	"encoding/binary"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -339,4 +340,55 @@ func TestTimeWaitKeepsNoWrittenBuffer(t *testing.T) {
 		}
 	}
 	t.Error("the buffer the client wrote is still alive in its TIME-WAIT endpoint")
+}
+
+// A listener of the program's sockets sheds load as ListenTCP's do: while
+// memory is short it accepts nothing and does not report the connection
+// waiting for it, and once memory is back it is readable again and the
+// connection, which waited in the queue, is accepted.
+func TestListenerStopsAcceptingWhileMemoryIsShort(t *testing.T) {
+	st := loopbackNetwork(t)
+	var short atomic.Bool
+	st.n.mem.shortForTest = short.Load
+	ln := newSocket(t, st, syscall.SOCK_STREAM)
+	if e := ln.Bind(inet4(8082)); e != 0 {
+		t.Fatal(e)
+	}
+	if e := ln.Listen(16); e != 0 {
+		t.Fatal(e)
+	}
+	cl := newSocket(t, st, syscall.SOCK_STREAM)
+	cl.Connect(inet4(8082))
+	if e := eventually(t, cl.ConnectResult); e != 0 {
+		t.Fatalf("connect: %v", e)
+	}
+	eventually(t, func() syscall.Errno {
+		if ln.Readiness()&uint32(syscall.EPOLLIN) == 0 {
+			return syscall.EAGAIN
+		}
+		return 0
+	})
+	short.Store(true)
+	if _, _, e := ln.Accept(&kernel.SocketHandle{}); e != syscall.EAGAIN {
+		t.Fatalf("accept while memory is short: %v, want EAGAIN", e)
+	}
+	if ln.Readiness()&uint32(syscall.EPOLLIN) != 0 {
+		t.Error("a listener shedding load reports a connection to accept")
+	}
+	time.Sleep(3 * shedPoll)
+	if _, _, e := ln.Accept(&kernel.SocketHandle{}); e != syscall.EAGAIN || st.n.acceptWaits.Load() != 1 {
+		t.Fatalf("accept while memory is still short: %v (%d waits), want EAGAIN (1)", e, st.n.acceptWaits.Load())
+	}
+	short.Store(false)
+	eventually(t, func() syscall.Errno {
+		if ln.Readiness()&uint32(syscall.EPOLLIN) == 0 {
+			return syscall.EAGAIN
+		}
+		return 0
+	})
+	srv, _, e := ln.Accept(&kernel.SocketHandle{})
+	if e != 0 {
+		t.Fatalf("accept once memory is back: %v", e)
+	}
+	srv.Close()
 }

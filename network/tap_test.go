@@ -106,23 +106,35 @@ func TestTapClient(t *testing.T) {
 // memory backing a page"). The client is this test binary, re-executed in
 // the namespace as TestPressureClient.
 func TestServesUnderMemoryPressure(t *testing.T) {
-	ns := boottest.TapNetns(t)
-	img := boottest.BuildImage(t, "examples/httpd")
-	g := boottest.StartInNetns(t, ns, img, "-m", "24M", "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
-	g.WaitFor(`httpd: serving on`, 3*time.Minute)
-	client := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestPressureClient$", "-test.v")
-	client.Env = append(os.Environ(), "GOVIRTIO_PRESSURE_CLIENT=http://10.0.3.15")
-	out, err := client.CombinedOutput()
-	t.Logf("client in %s:\n%s", ns, out)
-	if strings.Contains(g.Output(), "out of memory") {
-		t.Fatalf("the guest ran out of memory:\n%s", g.Output())
-	}
-	if err != nil {
-		t.Fatalf("client: %v", err)
+	for _, c := range []struct {
+		name, serving string
+		build         func(t *testing.T) string
+	}{
+		// httpd listens through ListenTCP (listen.go), stdhttpd through
+		// the kernel's sockets (socket.go): both shed load.
+		{"httpd", `httpd: serving on`, func(t *testing.T) string { return boottest.BuildImage(t, "examples/httpd") }},
+		{"stdhttpd", `stdhttpd: serving`, func(t *testing.T) string {
+			return boottest.BuildWithMkimage(t, "examples/stdhttpd", "-files", "examples/stdhttpd/static")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ns := boottest.TapNetns(t)
+			g := boottest.StartInNetns(t, ns, c.build(t), "-m", "24M", "-net", "tap", "-tap", "gvtap0", "-append", "ip=10.0.3.15/24 gw=10.0.3.1")
+			g.WaitFor(c.serving, 3*time.Minute)
+			client := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^TestPressureClient$", "-test.v")
+			client.Env = append(os.Environ(), "GOVIRTIO_PRESSURE_CLIENT=http://10.0.3.15", "GOVIRTIO_PRESSURE_VARS="+strconv.FormatBool(c.name == "httpd"))
+			out, err := client.CombinedOutput()
+			t.Logf("client in %s:\n%s", ns, out)
+			if strings.Contains(g.Output(), "out of memory") {
+				t.Fatalf("the guest ran out of memory:\n%s", g.Output())
+			}
+			if err != nil {
+				t.Fatalf("client: %v", err)
+			}
+		})
 	}
 }
 
-// TestPressureClient is the client half of TestServesUnderMemoryPressure.
 func TestPressureClient(t *testing.T) {
 	base := os.Getenv("GOVIRTIO_PRESSURE_CLIENT")
 	if base == "" {
@@ -150,6 +162,17 @@ func TestPressureClient(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if ok.Load() == 0 {
+		t.Fatal("no request answered")
+	}
+	// After the load the server still answers.
+	if body := get(t, base+"/bytes?n=10"); len(body) != 10 {
+		t.Errorf("a request after the load got %d bytes", len(body))
+	}
+	if os.Getenv("GOVIRTIO_PRESSURE_VARS") != "true" {
+		t.Logf("%d requests answered over 400 connections in 24 MiB", ok.Load())
+		return
+	}
 	var v struct {
 		Network struct{ AcceptWaits uint64 }
 	}
