@@ -53,8 +53,9 @@ const (
 // provided.
 const itimerProf = 2
 
-// maxTimers bounds the POSIX timers: one per thread is what Go uses.
-const maxTimers = 2 * maxThreads
+// maxTimers bounds the POSIX timers. Go's profiler makes one per thread
+// it samples; past this it samples the thread with setitimer's signal.
+const maxTimers = 256
 
 // timerSlack is how close to a deadline (slice end, CPU-time expiry) a
 // tick counts as reaching it: the LAPIC, calibrated against the TSC at

@@ -142,7 +142,7 @@
 //     netpoller (SocketCallsDeferred counts the refused calls). Calls that
 //     cannot fail so (connect, bind, the options) still take a thread
 //     each in a burst (200 goroutines dialing at once make about as many
-//     threads): the thread table holds 1023, each XSAVE area a frame
+//     threads): the thread table holds 511, each XSAVE area a frame
 //     taken on the slot's first use.
 //   - A non-blocking call that can only get EAGAIN by the readiness the
 //     kernel holds (the last read of a read loop, an accept with nothing

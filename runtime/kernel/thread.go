@@ -10,9 +10,11 @@ import (
 // (the main thread, sysmon, GC workers), plus one for each system call
 // blocked at once, which with sockets is one per socket call waiting for
 // the serve loop: a burst of connections makes hundreds, and Go dies when
-// clone fails. Slot 0 is the idle thread. A slot costs its entry here;
-// its XSAVE area is a frame taken when the slot is first used.
-const maxThreads = 1024
+// clone fails (200 goroutines dialing at once made 100-160). Slot 0 is
+// the idle thread. A slot costs its entry here and in sockCalls (600 bytes,
+// before the image's RAM check: 1024 slots put httpd past 16 MiB); its
+// XSAVE area is a frame taken when the slot is first used.
+const maxThreads = 512
 
 // xsaveSize is the room for each thread's XSAVE image (x87, SSE and AVX
 // need 832 bytes; CPUID leaf 0xD is checked against this at boot).
