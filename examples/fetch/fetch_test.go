@@ -3,20 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -28,69 +22,13 @@ import (
 	"time"
 
 	"github.com/govirtio/govirtio/internal/boottest"
+	"github.com/govirtio/govirtio/internal/testca"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	boottest.Cleanup()
 	os.Exit(code)
-}
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a server certificate for a DNS name or an IP address.
-func (ca *testCA) issue(t *testing.T, host string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{host}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // payloadServer serves body at /payload over TLS with cert on l.
@@ -118,19 +56,17 @@ func randomBytes(t *testing.T, n int) ([]byte, string) {
 // On the host, fetch checks the certificate and the digest: the roots
 // are the system's plus a test CA (SSL_CERT_FILE, read once per process).
 func TestFetchOnTheHost(t *testing.T) {
-	ca, other := newCA(t, "govirtio test CA"), newCA(t, "someone else")
+	ca, other := testca.New(t, "govirtio test CA"), testca.New(t, "someone else")
 	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, ca.pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca.WriteFile(t, file)
 	t.Setenv("SSL_CERT_FILE", file)
 	body, sum := randomBytes(t, 100_000)
-	serve := func(ca *testCA) string {
+	serve := func(ca *testca.CA) string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		payloadServer(t, l, ca.issue(t, "127.0.0.1"), body)
+		payloadServer(t, l, ca.Issue(t, "127.0.0.1"), body)
 		return "https://" + l.Addr().String() + "/payload"
 	}
 	trusted, untrusted := serve(ca), serve(other)
@@ -161,11 +97,9 @@ func TestFetchOnTheHost(t *testing.T) {
 func TestBootFetchesOverHTTPSWithAPrivateCAAndDNS(t *testing.T) {
 	ns := boottest.TapNetns(t)
 	const host = "api.example.internal"
-	ca := newCA(t, "govirtio test CA")
+	ca := testca.New(t, "govirtio test CA")
 	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, ca.pem, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca.WriteFile(t, file)
 	img := boottest.BuildWithMkimage(t, "examples/fetch", "-files", file+"=/etc/ssl/certs/govirtio-test-ca.pem")
 	body, sum := randomBytes(t, 4<<20)
 	var asked atomic.Int32
@@ -174,7 +108,7 @@ func TestBootFetchesOverHTTPSWithAPrivateCAAndDNS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		payloadServer(t, l, ca.issue(t, host), body)
+		payloadServer(t, l, ca.Issue(t, host), body)
 		pc, err := net.ListenPacket("udp", "10.0.3.1:53")
 		if err != nil {
 			t.Fatal(err)

@@ -1,20 +1,12 @@
 package kernel
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/govirtio/govirtio/internal/boottest"
+	"github.com/govirtio/govirtio/internal/testca"
 )
 
 // An ordinary Go program with no govirtio import, built by cmd/mkimage
@@ -27,7 +19,7 @@ import (
 func TestBootProgramReadsPackedAndKernelFiles(t *testing.T) {
 	boottest.NeedQEMU(t)
 	ca := filepath.Join(t.TempDir(), "test-ca.pem")
-	writeTestCA(t, ca)
+	testca.New(t, "govirtio fscheck test CA").WriteFile(t, ca)
 	img := boottest.BuildWithMkimage(t, "runtime/kernel/testdata/fscheck",
 		"-files", "runtime/kernel/testdata/fscheck/www=/srv",
 		"-files", ca+"=/etc/ssl/certs/test-ca.pem")
@@ -37,30 +29,5 @@ func TestBootProgramReadsPackedAndKernelFiles(t *testing.T) {
 	}
 	if !strings.Contains(out, "fscheck: the packed test CA is in the system pool") {
 		t.Error("the test CA was not checked")
-	}
-}
-
-// writeTestCA writes a fresh self-signed CA certificate as PEM to path.
-func writeTestCA(t *testing.T, path string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "govirtio fscheck test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
