@@ -61,7 +61,7 @@ func (n *Network) keepLease(ctx context.Context, ack *dhcpv4.DHCPv4, got time.Ti
 			err = fmt.Errorf("the server moved the lease to another address")
 		}
 		n.logf("network: DHCP lease %s lost (%v); asking again", addr, err)
-		n.Stack.RemoveAddress(nicID, tcpip.AddrFromSlice(addr.Addr().AsSlice()))
+		n.unconfigure(addr)
 		if ack, got = n.rediscover(ctx, addr.Addr()); ack == nil {
 			return
 		}

@@ -14,11 +14,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 )
 
-// A network's stack reaches itself as Linux does on 127.0.0.1 and ::1,
-// through the loopback NIC, also after the interface's routes were
-// installed, and none of it goes to the wire. (Its interface address does
-// not loop back: gVisor's HandleLocal would, but it drops every packet
-// arriving on a promiscuous NIC, as the NIC is during DHCP.)
+// A network's stack reaches itself as Linux does, on 127.0.0.1, ::1 and
+// its interface address, through the loopback NIC, after the interface's
+// routes were installed, and none of it goes to the wire.
 func TestTheStackReachesItselfAsLinuxDoes(t *testing.T) {
 	s, err := newStack(false)
 	if err != nil {
@@ -33,7 +31,7 @@ func TestTheStackReachesItselfAsLinuxDoes(t *testing.T) {
 	if err := n.configure(netip.MustParsePrefix("10.0.2.15/24"), netip.MustParseAddr("10.0.2.2")); err != nil {
 		t.Fatal(err)
 	}
-	for _, addr := range []string{"127.0.0.1", "::1"} {
+	for _, addr := range []string{"127.0.0.1", "::1", "10.0.2.15"} {
 		t.Run(addr, func(t *testing.T) {
 			a := netip.MustParseAddr(addr)
 			proto := ipv4.ProtocolNumber

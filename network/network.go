@@ -346,7 +346,19 @@ func (n *Network) configure(p netip.Prefix, gateway netip.Addr) error {
 	if err := n.Stack.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
 		return fmt.Errorf("network: add address %s: %s", p, err)
 	}
-	routes := []tcpip.Route{{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID}}
+	// The address is the loopback NIC's too, routed there, so that the
+	// program reaches itself at it as on Linux (gVisor's HandleLocal would
+	// do it but drops all that a promiscuous NIC receives, as ours does
+	// during DHCP).
+	self := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: addr.WithPrefix()}
+	if err := n.Stack.AddProtocolAddress(loopbackNIC, self, stack.AddressProperties{}); err != nil {
+		n.Stack.RemoveAddress(nicID, addr)
+		return fmt.Errorf("network: add address %s to loopback: %s", p, err)
+	}
+	routes := []tcpip.Route{
+		{Destination: self.AddressWithPrefix.Subnet(), NIC: loopbackNIC},
+		{Destination: pa.AddressWithPrefix.Subnet(), NIC: nicID},
+	}
 	if gateway.IsValid() {
 		gw := tcpip.AddrFromSlice(gateway.AsSlice())
 		def := header.IPv4EmptySubnet
@@ -357,6 +369,13 @@ func (n *Network) configure(p netip.Prefix, gateway netip.Addr) error {
 	}
 	setRoutes(n.Stack, routes)
 	return nil
+}
+
+// unconfigure removes an address configure installed (a lost lease's).
+func (n *Network) unconfigure(p netip.Prefix) {
+	addr := tcpip.AddrFromSlice(p.Addr().AsSlice())
+	n.Stack.RemoveAddress(nicID, addr)
+	n.Stack.RemoveAddress(loopbackNIC, addr)
 }
 
 // loopbackRoutes are kept in front of every route table.
