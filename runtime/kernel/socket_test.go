@@ -191,6 +191,9 @@ func (s *fakeSock) Readiness() uint32 {
 }
 
 func (s *fakeSock) Close() {
+	if s.closed {
+		panic("a socket closed twice")
+	}
 	s.closed = true
 	if s.listening && s.st.listeners[s.port] == s {
 		delete(s.st.listeners, s.port)
@@ -285,6 +288,21 @@ func (s *sockTest) addr(off uint64, port uint16) uint64 {
 	va, b := s.at(off, 16)
 	copy(b, sockaddr4(port))
 	return va
+}
+
+// connection opens a listener on port, connects a non-blocking client
+// to it and accepts the server's end with accept4 flags.
+func (s *sockTest) connection(port uint16, flags uint64) (ln, cl, srv int64) {
+	s.t.Helper()
+	ln = s.listener(port)
+	cl = s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
+	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, port), 16)
+	s.st.complete()
+	srv = s.mustDo(sysAccept4, uint64(ln), 0, 0, flags)
+	if srv < 0 {
+		s.t.Fatalf("accept4 returned %d", srv)
+	}
+	return ln, cl, srv
 }
 
 // listener opens a non-blocking listening socket on port.
@@ -433,11 +451,7 @@ func TestNonblockingConnectReportsItsOutcomeThroughSOError(t *testing.T) {
 func TestReadWouldBlockThenDataThenHalfClose(t *testing.T) {
 	s := setupSockets(t)
 	sysSocketProvide(1)
-	ln := s.listener(80)
-	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
-	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
-	s.st.complete()
-	srv := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock)
+	_, cl, srv := s.connection(80, sockNonblock)
 	_, ep := call(sysEpollCreate1, 0)
 	s.watch(t, ep, srv, epollIn|epollOut|epollRdHup|epollET)
 	s.wait(t, ep, 8) // the write edge
@@ -488,11 +502,7 @@ func TestReadWouldBlockThenDataThenHalfClose(t *testing.T) {
 func TestBlockingReadWaitsForDataAndGoesAgain(t *testing.T) {
 	s := setupSockets(t)
 	sysSocketProvide(1)
-	ln := s.listener(80)
-	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
-	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
-	s.st.complete()
-	srv := s.mustDo(sysAccept4, uint64(ln), 0, 0, 0) // blocking
+	_, cl, srv := s.connection(80, 0) // srv blocking
 	buf, bb := s.at(0x1000, 64)
 	if r, blocked := s.do(sysRead, uint64(srv), buf, 64); !blocked {
 		t.Fatalf("a blocking read with nothing received did not block: %d", r)
@@ -551,11 +561,7 @@ func TestStaleReadinessAndAnswersAreDroppedAndCounted(t *testing.T) {
 func TestCallsPastTheQueueLimitGetEAGAINAndAnEventLater(t *testing.T) {
 	s := setupSockets(t)
 	sysSocketProvide(1)
-	ln := s.listener(80)
-	cl := s.mustDo(sysSocket, afInet, sockStream|sockNonblock, 0)
-	s.mustDo(sysConnect, uint64(cl), s.addr(0x100, 80), 16)
-	s.st.complete()
-	srv := s.mustDo(sysAccept4, uint64(ln), 0, 0, sockNonblock)
+	_, cl, srv := s.connection(80, sockNonblock)
 	_, ep := call(sysEpollCreate1, 0)
 	s.watch(t, ep, srv, epollIn|epollOut|epollRdHup|epollET)
 	s.wait(t, ep, 8)
@@ -667,25 +673,6 @@ func TestACallFollowsTheClosesBeforeIt(t *testing.T) {
 	s.st.complete()
 	if c.err != syscall.ECONNREFUSED {
 		t.Errorf("the connect to the closed listener's port ended with %v, want ECONNREFUSED", c.err)
-	}
-}
-
-// A descriptor reused before its socket's close came through does not
-// leave that socket open: installing the new one closes it.
-func TestAReusedDescriptorClosesTheSocketItHad(t *testing.T) {
-	s := setupSockets(t)
-	sysSocketProvide(1)
-	on(s.app)
-	call(SysSocketCloseQueue) // closes queue up, and nothing reads them
-	ln := s.listener(80)
-	l := s.st.listeners[80]
-	on(s.app)
-	call(sysClose, uint64(ln))
-	if ln2 := s.listener(81); ln2 != ln {
-		t.Fatalf("the descriptor %d was not reused (got %d)", ln, ln2)
-	}
-	if !l.closed {
-		t.Error("the first listener is still open")
 	}
 }
 

@@ -99,6 +99,7 @@ type sockServer struct {
 	socks   []sockEntry // by descriptor; the handle tells sockets apart
 	running atomic.Bool // the serve loop was started
 	closeFD int         // the close queue (SysSocketCloseQueue), or -1
+	closeMu sync.Mutex  // held while closes are read from the queue and done
 }
 
 type stackBox struct{ s SocketStack }
@@ -131,16 +132,21 @@ func ServeSockets(stack SocketStack) {
 func (sv *sockServer) closer(q syscall.RawConn) {
 	buf := make([]byte, 8*256)
 	for {
-		var n int
 		err := q.Read(func(fd uintptr) bool {
-			var e error
-			n, e = syscall.Read(int(fd), buf)
+			// Read and close under closeMu, so that handle, once
+			// it has the lock, knows every close taken from the queue
+			// before it is done.
+			sv.closeMu.Lock()
+			defer sv.closeMu.Unlock()
+			n, e := readCloses(int(fd), buf)
+			if e == nil && n > 0 {
+				sv.closeAll(buf[:n])
+			}
 			return e != syscall.EAGAIN
 		})
 		if err != nil {
 			return
 		}
-		sv.closeAll(buf[:n])
 	}
 }
 
@@ -149,23 +155,20 @@ func (sv *sockServer) closer(q syscall.RawConn) {
 var readCloses = func(fd int, b []byte) (int, error) { return syscall.Read(fd, b) }
 
 // handle performs one call handed over in req: first the closes made
-// before it (see sockRequest.Closing), then the call itself.
+// before it (see sockRequest.Closing), then the call itself. Taking
+// closeMu also waits for the closes the closer has taken from the queue
+// and not yet done (the kernel no longer counts those).
 func (sv *sockServer) handle(req *sockRequest, closes []byte) (result int64, ready, readyNew uint64) {
-	if req.Closing > 0 {
-		sv.drainCloses(closes)
-	}
-	return sv.serve(req)
-}
-
-// drainCloses closes the sockets waiting in the close queue now.
-func (sv *sockServer) drainCloses(buf []byte) {
-	for sv.closeFD >= 0 {
-		n, err := readCloses(sv.closeFD, buf)
+	sv.closeMu.Lock()
+	for req.Closing > 0 && sv.closeFD >= 0 {
+		n, err := readCloses(sv.closeFD, closes)
 		if err != nil || n <= 0 {
-			return
+			break
 		}
-		sv.closeAll(buf[:n])
+		sv.closeAll(closes[:n])
 	}
+	sv.closeMu.Unlock()
+	return sv.serve(req)
 }
 
 // closeAll closes the sockets whose handles are in b.
@@ -223,12 +226,11 @@ func (sv *sockServer) lookup(handle uint64) (sockEntry, bool) {
 	return sv.socks[fd], true
 }
 
-// install records a new socket. The descriptor's previous socket, if its
-// close has not come through yet although the descriptor was reused, is
-// closed now rather than forgotten open.
+// install records a new socket.
 func (sv *sockServer) install(e sockEntry) {
 	fd := int(uint32(e.h.id))
 	sv.mu.Lock()
+	defer sv.mu.Unlock()
 	if fd >= len(sv.socks) {
 		n := max(64, 2*len(sv.socks))
 		for n <= fd {
@@ -238,12 +240,7 @@ func (sv *sockServer) install(e sockEntry) {
 		copy(grown, sv.socks)
 		sv.socks = grown
 	}
-	old := sv.socks[fd]
 	sv.socks[fd] = e
-	sv.mu.Unlock()
-	if old.h != nil {
-		old.s.Close()
-	}
 }
 
 // remove forgets the socket named by handle and returns it.
