@@ -17,6 +17,28 @@ type DMA interface {
 	Phys(b []byte) (uint64, error)
 }
 
+// Fencer is implemented by DMA memory whose device does not observe the
+// CPU's own barriers. The queues call Fence between publishing something
+// (an avail index, re-armed interrupts) and reading what the device
+// publishes in return (its notification suppression, its used index):
+// the two sides of a handshake that each store, then load what the other
+// stored, and need a full barrier between (virtio 1.2 §2.7.13.4, §2.7.10,
+// §2.8.21.3.1). Without one, each side can miss the other's store and a
+// notification or an interrupt is lost for good. Memory without the
+// method gets none: the queues' sequentially consistent stores are that
+// barrier on real CPUs.
+type Fencer interface {
+	Fence()
+}
+
+// fenceOf returns mem's Fence, or nil.
+func fenceOf(mem DMA) func() {
+	if f, ok := mem.(Fencer); ok {
+		return f.Fence
+	}
+	return nil
+}
+
 // Buffer is one element of a chain posted with Add: a physically contiguous
 // range the device reads or writes.
 type Buffer struct {

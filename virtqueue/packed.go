@@ -60,6 +60,7 @@ type Packed struct {
 	noIntr   bool   // interrupts disabled by DisableInterrupts
 	detachID int    // where DetachUnused resumes its scan
 	detached bool   // DetachUnused ran: positions mean nothing until Reset
+	fence    func() // the DMA memory's Fence, or nil (see Fencer)
 
 	stats Stats // counters, see Stats
 }
@@ -88,6 +89,7 @@ func NewPacked(mem DMA, o Options) (*Packed, error) {
 		chainDescs: make([]uint16, n),
 		writable:   make([]uint32, n),
 		addedAt:    make([]uint64, n),
+		fence:      fenceOf(mem),
 	}
 	// §2.8.10.1 alignment: ring 16, event areas 4.
 	var err error
@@ -299,6 +301,9 @@ func (q *Packed) Kick() (notify bool) {
 	// The store above is sequentially consistent, hence also the full
 	// barrier between making descriptors available and reading the
 	// device's event suppression (§2.8.21.3.1).
+	if q.fence != nil {
+		q.fence()
+	}
 	offWrap, flags := q.devEvent.load()
 	switch {
 	case flags == eventFlagDisable:
@@ -465,6 +470,9 @@ func (q *Packed) EnableInterrupts() (pending bool) {
 	q.armInterrupts()
 	if q.outstanding == 0 {
 		return false
+	}
+	if q.fence != nil {
+		q.fence()
 	}
 	_, flags := q.loadSlotWord(q.usedPos)
 	return flags&(packedAvail|packedUsed) != availFlags(q.usedWrap)

@@ -50,6 +50,7 @@ type Split struct {
 	usedSeen   uint16 // used.idx as last read from the device
 	noIntr     bool   // interrupts disabled by DisableInterrupts
 	detachPos  int    // where DetachUnused resumes its scan
+	fence      func() // the DMA memory's Fence, or nil (see Fencer)
 
 	stats Stats // counters, see Stats
 }
@@ -74,6 +75,7 @@ func NewSplit(mem DMA, o Options) (*Split, error) {
 		chainTail:  make([]uint16, n),
 		writable:   make([]uint32, n),
 		numFree:    n,
+		fence:      fenceOf(mem),
 	}
 	if o.Legacy {
 		buf, phys, err := mem.Alloc(l.legacyBytes, legacyAlign)
@@ -292,6 +294,9 @@ func (q *Split) Kick() (notify bool) {
 	// device's suppression state (§2.7.13.4): the loads below cannot be
 	// satisfied before it, so a device that re-enabled notifications
 	// after missing our index is seen.
+	if q.fence != nil {
+		q.fence()
+	}
 	if q.opts.EventIdx {
 		notify = needEvent(q.availEvent.load(), new, old)
 	} else {
@@ -417,6 +422,9 @@ func (q *Split) EnableInterrupts() (pending bool) {
 	// satisfied before the device can see the re-arming: either the device
 	// sees it and interrupts, or we see its entry here. usedSeen is left
 	// alone: Pop validates how far used.idx moved when it loads it.
+	if q.fence != nil {
+		q.fence()
+	}
 	_, idx := q.usedHdr.load()
 	return idx != q.lastUsed
 }

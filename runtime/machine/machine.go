@@ -64,6 +64,39 @@ type DMA struct {
 	chunk []byte // the rest of the current 64 KiB chunk, for small allocations
 }
 
+// Fence makes the CPU's earlier stores to DMA memory visible to a device
+// before its later loads from it (virtqueue.Fencer). A CPU's own full
+// barrier does that, and then Fence does nothing; but QEMU's TCG before
+// version 8.1 emits no host barrier for the guest's barriers when it runs
+// one vCPU (QEMU commit c914d46d, "Do not elide memory barriers for
+// !CF_PARALLEL in system mode"), and its device models run in other host
+// threads. There a queue's published index could sit in the host's store
+// buffer while the driver read the device's stale notification state,
+// and both sides waited for each other for good: the TX queue of a
+// virtio-net device stopped after some minutes of load. Under TCG, Fence
+// writes to the POST diagnostic port (0x80, which ignores writes): TCG
+// takes QEMU's global lock for port I/O, and that lock is a full barrier
+// on the host.
+func (d *DMA) Fence() {
+	if underTCG {
+		cpu.Out8(postPort, 0)
+	}
+}
+
+// postPort is the PC's POST diagnostic port, which ignores writes.
+const postPort = 0x80
+
+// underTCG is true when the CPU is QEMU's TCG, by its hypervisor CPUID
+// signature ("TCGTCGTCGTCG" at leaf 0x40000000, behind the hypervisor
+// bit).
+var underTCG = func() bool {
+	if _, _, ecx, _ := cpu.CPUID(1, 0); ecx&(1<<31) == 0 {
+		return false
+	}
+	_, b, c, d := cpu.CPUID(0x40000000, 0)
+	return b == 0x54474354 && c == 0x43544743 && d == 0x47435447 // "TCGT" "CGTC" "GTCG"
+}()
+
 const dmaChunk = 64 << 10
 
 // ErrNotContiguous reports a buffer Phys cannot translate to one physical
